@@ -1,0 +1,358 @@
+"""Glass-to-glass latency: frame produced on the server -> its pixels drawn in Chromium.
+
+Two pipelines run the same content in the same run, alternating, on this machine:
+- hdx: HdxServer with its own web client (pre-encoded H.264, latest-frame-only, jitter buffer
+  target 0, frames drawn from MediaStreamTrackProcessor);
+- naive: the textbook aiortc server, a ``VideoStreamTrack`` whose ``recv()`` returns ndarray
+  frames, encoded by aiortc itself with the codec Chromium prefers, shown in a plain <video>.
+
+Every frame carries its id in a 24-cell black/white strip at the top-left (20 id bits and a
+4-bit check). The source records when it produced each id; the page decodes the strip from the
+pixels it drew and records when. Both clocks are this machine's wall clock.
+
+Usage: python benchmarks/glass_to_glass.py [--size 1920x1080] [--seconds 12] [--rounds 2]
+Writes benchmarks/results/glass_to_glass.{json,md} (and .png with matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from _report import RESULTS, machine_info, write_report
+from aiohttp import web
+from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+
+from hdx.config import Config
+from hdx.server.server import HdxServer
+from hdx.sources.base import Frame, InputEvent
+from hdx.sources.synthetic import SyntheticDesktop
+from hdx.video.selection import EncoderChoice
+from hdx.webrtc.ice import filter_remote_candidates, host_addresses, is_loopback
+
+CELL = 16
+ID_BITS = 20
+CHECK_BITS = 4
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+]
+
+# Reads the strip from a 2D context; shared by both pages so decoding is identical.
+READ_MARKER_JS = f"""
+function hdxReadMarker(ctx) {{
+  const w = {(ID_BITS + CHECK_BITS) * CELL}, d = ctx.getImageData(0, 0, w, {CELL}).data;
+  let id = 0, check = 0, ones = 0;
+  for (let i = 0; i < {ID_BITS + CHECK_BITS}; i++) {{
+    const o = ({CELL // 2} * w + i * {CELL} + {CELL // 2}) * 4;
+    const bit = d[o + 1] > 128 ? 1 : 0;
+    if (i < {ID_BITS}) {{ id = id * 2 + bit; ones += bit; }} else {{ check = check * 2 + bit; }}
+  }}
+  return check === (ones % 16) ? id : -1;
+}}
+"""
+
+HDX_PROBE_JS = "(() => {" + READ_MARKER_JS + """
+window.g2g = [];
+window.hdx.onFrameDrawn(({canvas}) => {
+  const id = hdxReadMarker(canvas.getContext('2d'));
+  window.g2g.push([id, performance.timeOrigin + performance.now()]);
+});
+})()"""
+
+NAIVE_PAGE = """<!doctype html><html><body style="margin:0;background:#000">
+<video id="v" muted playsinline autoplay></video>
+<script>""" + READ_MARKER_JS + """
+window.g2g = [];
+const pc = new RTCPeerConnection();
+pc.addTransceiver('video', {direction: 'recvonly'});
+const video = document.getElementById('v');
+const strip = document.createElement('canvas');
+strip.width = 384; strip.height = 16;
+const sctx = strip.getContext('2d', {willReadFrequently: true});
+pc.ontrack = (e) => {
+  video.srcObject = new MediaStream([e.track]);
+  const onFrame = () => {
+    sctx.drawImage(video, 0, 0, 384, 16, 0, 0, 384, 16);
+    window.g2g.push([hdxReadMarker(sctx), performance.timeOrigin + performance.now()]);
+    video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
+};
+(async () => {
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((r) => { if (pc.iceGatheringState === 'complete') r();
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r();
+    setTimeout(r, 2000); });
+  const res = await fetch('/offer', {method: 'POST', body: JSON.stringify(pc.localDescription)});
+  await pc.setRemoteDescription(await res.json());
+})();
+</script></body></html>"""
+
+
+class MarkedDesktop:
+    """The synthetic desktop in endless cine, each frame stamped with its id; thread-safe."""
+
+    def __init__(self, width: int, height: int, fps: int) -> None:
+        self._desktop = SyntheticDesktop(width, height, cine_seconds=-1, fps=fps)
+        self._lock = threading.Lock()
+        self._next_id = 1
+        self.produced: dict[int, float] = {}
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._desktop.size
+
+    def next_frame(self) -> Frame:
+        frame = self._desktop.next_frame().copy()
+        with self._lock:
+            frame_id = self._next_id % (1 << ID_BITS)
+            self._next_id += 1
+        bits = [(frame_id >> (ID_BITS - 1 - i)) & 1 for i in range(ID_BITS)]
+        check = sum(bits) % 16
+        bits += [(check >> (CHECK_BITS - 1 - i)) & 1 for i in range(CHECK_BITS)]
+        for i, bit in enumerate(bits):
+            frame[0:CELL, i * CELL:(i + 1) * CELL, :3] = 255 if bit else 0
+        self.produced[frame_id] = time.time()
+        return frame
+
+    def handle_input(self, event: InputEvent) -> None:
+        self._desktop.handle_input(event)
+
+    def close(self) -> None:
+        pass
+
+
+class NaiveTrack(VideoStreamTrack):  # type: ignore[misc]
+    """What the aiortc examples do: return ndarray frames, let aiortc encode them."""
+
+    def __init__(self, source: MarkedDesktop) -> None:
+        super().__init__()
+        self._source = source
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = av.VideoFrame.from_ndarray(self._source.next_frame(), format="bgra")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+async def start_naive(source: MarkedDesktop) -> tuple[web.AppRunner, str, list[Any]]:
+    peers: list[Any] = []
+
+    async def page(_: web.Request) -> web.Response:
+        return web.Response(text=NAIVE_PAGE, content_type="text/html")
+
+    async def offer(request: web.Request) -> web.Response:
+        body = await request.json()
+        pc = RTCPeerConnection()
+        peers.append(pc)
+        pc.addTrack(NaiveTrack(source))
+        sdp = filter_remote_candidates(body["sdp"], is_loopback)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+        with host_addresses(["127.0.0.1"]):
+            await pc.setLocalDescription(await pc.createAnswer())
+        return web.json_response({"sdp": pc.localDescription.sdp, "type": "answer"})
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    app.router.add_post("/offer", offer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}/", peers
+
+
+async def wait_until(page: Any, expression: str, timeout_s: float = 30.0) -> None:
+    """Poll a JS expression (hdx's CSP forbids the eval behind Playwright's wait_for_function)."""
+    deadline = time.monotonic() + timeout_s
+    while not await page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{expression!r} not true within {timeout_s} s")
+        await asyncio.sleep(0.05)
+
+
+async def measure(context: Any, name: str, width: int, height: int, fps: int,
+                  seconds: float) -> dict[str, Any]:
+    """One run of one pipeline: latencies (ms) of every frame drawn after a 3 s warm-up."""
+    source = MarkedDesktop(width, height, fps)
+    page = await context.new_page()
+    if name == "hdx":
+        server = HdxServer(source, Config(port=0, fps=fps),  # type: ignore[arg-type]
+                           encoder=EncoderChoice("libx264", "benchmark"))
+        await server.start()
+        await page.goto(server.url)
+        await wait_until(page, "!!(window.hdx && window.hdx.status().framesDrawn > 0)")
+        await page.evaluate(HDX_PROBE_JS)
+        codec = "H.264 (hdx, libx264)"
+    else:
+        runner, url, peers = await start_naive(source)
+        await page.goto(url)
+        await wait_until(page, "window.g2g.length > 0")
+    await asyncio.sleep(3.0)
+    await page.evaluate("window.g2g.length = 0")
+    started = time.time()
+    await asyncio.sleep(seconds)
+    samples = await page.evaluate("window.g2g")
+    elapsed = time.time() - started
+    if name == "hdx":
+        stats = await page.evaluate("window.hdx.receiverStats()")
+        await page.close()
+        await server.stop()
+    else:
+        stats = await naive_stats(page)
+        codec = f"{stats.get('codec')} (aiortc's own encoder)"
+        await page.close()
+        for pc in peers:
+            await pc.close()
+        await runner.cleanup()
+    latencies, bad = [], 0
+    seen: set[int] = set()
+    for frame_id, shown in samples:
+        if frame_id < 0 or frame_id not in source.produced:
+            bad += 1
+            continue
+        if frame_id in seen:
+            continue  # the same frame drawn again
+        seen.add(frame_id)
+        latencies.append((shown / 1000.0 - source.produced[frame_id]) * 1000.0)
+    return {"pipeline": name, "codec": codec, "latencies_ms": latencies,
+            "fps": len(seen) / elapsed, "unreadable": bad, "receiver": stats}
+
+
+async def naive_stats(page: Any) -> dict[str, Any]:
+    # `pc` is a top-level const of the naive page's script, visible to evaluated scripts.
+    return await page.evaluate("""(async () => {
+      const report = await pc.getStats(); let inbound = null;
+      report.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') inbound = s; });
+      const codec = inbound && inbound.codecId ? report.get(inbound.codecId) : null;
+      return {codec: codec ? codec.mimeType : null,
+              framesDecoded: inbound ? inbound.framesDecoded : 0,
+              framesDropped: inbound ? inbound.framesDropped : 0};
+    })()""")
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("hdx", "naive"):
+        mine = [r for r in runs if r["pipeline"] == name]
+        lat = sorted(x for r in mine for x in r["latencies_ms"])
+        if not lat:
+            out[name] = {"samples": 0}
+            continue
+        out[name] = {
+            "codec": mine[0]["codec"],
+            "samples": len(lat),
+            "p50_ms": round(statistics.median(lat), 1),
+            "p95_ms": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 1),
+            "mean_fps": round(statistics.mean(r["fps"] for r in mine), 1),
+            "unreadable_frames": sum(r["unreadable"] for r in mine),
+        }
+    if out["hdx"].get("samples") and out["naive"].get("samples"):
+        out["ratio_p50_hdx_over_naive"] = round(out["hdx"]["p50_ms"] / out["naive"]["p50_ms"], 3)
+        out["ratio_p95_hdx_over_naive"] = round(out["hdx"]["p95_ms"] / out["naive"]["p95_ms"], 3)
+    return out
+
+
+def markdown(summary: dict[str, Any], args: argparse.Namespace) -> str:
+    lines = [
+        "# Glass-to-glass latency (frame produced -> pixels drawn in Chromium)", "",
+        f"{args.size} synthetic desktop in cine at {args.fps} fps, {args.rounds} alternating "
+        f"rounds of {args.seconds:.0f} s per pipeline, loopback, this machine.", "",
+        "| pipeline | codec | frames | p50 ms | p95 ms | fps |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name in ("hdx", "naive"):
+        s = summary[name]
+        if s.get("samples"):
+            lines.append(f"| {name} | {s['codec']} | {s['samples']} | {s['p50_ms']} | "
+                         f"{s['p95_ms']} | {s['mean_fps']} |")
+    if "ratio_p50_hdx_over_naive" in summary:
+        r = summary["ratio_p50_hdx_over_naive"]
+        lines += ["", f"**p50 ratio hdx / naive: {r}** (target <= 0.6: "
+                  f"{'met' if r <= 0.6 else 'NOT met'}); p95 ratio "
+                  f"{summary['ratio_p95_hdx_over_naive']}."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: list[dict[str, Any]], path: Path) -> bool:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no plot", file=sys.stderr)
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in ("hdx", "naive"):
+        lat = np.sort([x for r in runs if r["pipeline"] == name for x in r["latencies_ms"]])
+        if len(lat):
+            ax.plot(lat, np.arange(1, len(lat) + 1) / len(lat), label=name)
+    ax.set_xlabel("glass-to-glass latency (ms)")
+    ax.set_ylabel("fraction of frames")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    from playwright.async_api import async_playwright
+
+    runs: list[dict[str, Any]] = []
+    async with async_playwright() as p:
+        for round_no in range(args.rounds):
+            for name in ("hdx", "naive") if round_no % 2 == 0 else ("naive", "hdx"):
+                print(f"[g2g] round {round_no + 1}/{args.rounds}: {name} "
+                      f"({args.seconds:.0f} s)...", file=sys.stderr, flush=True)
+                context = await p.chromium.launch_persistent_context(
+                    f"/tmp/hdx-g2g-{name}-{round_no}", executable_path="/usr/bin/chromium",
+                    headless=True, args=CHROMIUM_ARGS,
+                    viewport={"width": width, "height": height + 40})
+                try:
+                    runs.append(await measure(context, name, width, height, args.fps,
+                                              args.seconds))
+                finally:
+                    await context.close()
+                last = runs[-1]
+                print(f"[g2g]   {len(last['latencies_ms'])} frames, p50 "
+                      f"{statistics.median(last['latencies_ms'] or [float('nan')]):.1f} ms",
+                      file=sys.stderr, flush=True)
+    summary = summarize(runs)
+    report = {"machine": machine_info(), "settings": vars(args) | {"out": str(args.out)},
+              "summary": summary,
+              "runs": [{k: v for k, v in r.items() if k != "latencies_ms"}
+                       | {"latencies_ms": [round(x, 2) for x in r["latencies_ms"]]}
+                       for r in runs]}
+    text = markdown(summary, args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    png = args.out / "glass_to_glass.png"
+    if plot(runs, png):
+        text += "\n![latency CDF](glass_to_glass.png)\n"
+    write_report(args.out, "glass_to_glass", report, text)
+    print(text)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,181 @@
+"""One frozen configuration object, built once and passed down.
+
+Precedence, highest first: command-line flags > ``HDX_*`` environment variables > the TOML file
+given with ``--config`` (or ``HDX_CONFIG``) > the defaults below. Nothing else in hdx reads the
+environment or settings at import time; tests build exactly the :class:`Config` they want.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, cast, get_args
+
+from hdx.errors import ConfigError
+
+EncoderPreference = Literal["auto", "nvenc", "x264"]
+LogFormat = Literal["text", "json"]
+ENV_PREFIX = "HDX_"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Every tunable of a server. Field docs double as the settings table in README.md."""
+
+    source: str = "synthetic"
+    """What to capture: ``synthetic``, ``image:PATH`` or ``x11:DISPLAY``."""
+    host: str = "127.0.0.1"
+    """Address to listen on."""
+    port: int = 8080
+    """TCP port of the web client and signalling; 0 picks a free port (tests, embedding)."""
+    encoder: EncoderPreference = "auto"
+    """``auto`` tries NVENC and falls back to libx264; ``nvenc``/``x264`` insist."""
+    fps: int = 30
+    """Capture and encode rate ceiling (frames per second)."""
+    bitrate_kbps: int = 8000
+    """Ceiling for the video bitrate; the receiver's estimate (REMB) can only lower it."""
+    min_bitrate_kbps: int = 500
+    """Floor under the receiver's estimate, so text stays legible on a poor link."""
+    width: int | None = None
+    """Canvas width for ``synthetic`` (default 1920) and ``image`` (default: the image's)."""
+    height: int | None = None
+    """Canvas height for ``synthetic`` (default 1080) and ``image`` (default: the image's)."""
+    cine_seconds: float = 4.0
+    """Synthetic demo: seconds of cine paging after start and after each study selection."""
+    max_offer_bytes: int = 65536
+    """Largest accepted ``/api/offer`` body; larger gets 413."""
+    max_control_message_bytes: int = 4096
+    """Largest accepted control-channel message; larger is counted and dropped."""
+    ice_host_addresses: tuple[str, ...] = ()
+    """Local addresses offered as ICE host candidates; empty means: loopback only when
+    ``host`` is a loopback address, otherwise every non-loopback interface."""
+    connect_timeout_s: float = 20.0
+    """A peer that has not connected after this many seconds is closed and freed."""
+    log_level: str = "INFO"
+    """Python logging level name."""
+    log_format: LogFormat = "text"
+    """``text`` for people, ``json`` for log pipelines (one object per line)."""
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.port <= 65535, "port", "must be 0..65535", self.port)
+        _check(1 <= self.fps <= 240, "fps", "must be 1..240", self.fps)
+        _check(self.bitrate_kbps >= 100, "bitrate_kbps", "must be at least 100", self.bitrate_kbps)
+        _check(
+            0 < self.min_bitrate_kbps <= self.bitrate_kbps,
+            "min_bitrate_kbps",
+            "must be positive and not above bitrate_kbps",
+            self.min_bitrate_kbps,
+        )
+        _check(self.encoder in get_args(EncoderPreference), "encoder",
+               "must be auto, nvenc or x264", self.encoder)
+        _check(self.log_format in get_args(LogFormat), "log_format",
+               "must be text or json", self.log_format)
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            _check(value is None or 16 <= value <= 16384, name, "must be 16..16384", value)
+        _check(self.max_offer_bytes >= 1024, "max_offer_bytes", "must be >= 1024",
+               self.max_offer_bytes)
+        _check(self.max_control_message_bytes >= 256, "max_control_message_bytes",
+               "must be >= 256", self.max_control_message_bytes)
+        _check(self.connect_timeout_s > 0, "connect_timeout_s", "must be positive",
+               self.connect_timeout_s)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some fields changed (validated like a new one)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def base_url(self) -> str:
+        """The URL a browser on this machine opens."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+
+def _check(ok: bool, name: str, rule: str, value: object) -> None:
+    if not ok:
+        raise ConfigError(f"setting {name!r} {rule} (got {value!r})")
+
+
+_FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Config)}
+
+
+def _coerce(name: str, raw: object, origin: str) -> object:
+    """Turn a raw TOML/env/flag value into the field's type, naming the origin on error."""
+    kind = _FIELD_TYPES[name]
+    try:
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError("booleans are not numbers")
+            return int(cast(Any, raw))
+        if kind == "int | None":
+            return None if raw in (None, "", "none") else int(cast(Any, raw))
+        if kind == "float":
+            return float(cast(Any, raw))
+        if kind == "tuple[str, ...]":
+            items = raw.split(",") if isinstance(raw, str) else list(cast(Any, raw))
+            return tuple(str(i).strip() for i in items if str(i).strip())
+        if isinstance(raw, (dict, list)):
+            raise ValueError("expected a single value")
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name!r} from {origin}: cannot read {raw!r} ({exc})") from exc
+
+
+def _from_mapping(values: Mapping[str, object], origin: str) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, raw in values.items():
+        name = key.replace("-", "_")
+        if name not in _FIELD_TYPES:
+            known = ", ".join(sorted(_FIELD_TYPES))
+            raise ConfigError(f"unknown setting {key!r} in {origin}; known settings: {known}")
+        out[name] = _coerce(name, raw, origin)
+    return out
+
+
+def read_toml(path: Path) -> dict[str, object]:
+    """Settings from a TOML file: top-level keys, or keys under an ``[hdx]`` table."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    table = data.get("hdx", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: [hdx] must be a table")
+    return _from_mapping(table, f"config file {path}")
+
+
+def read_env(environ: Mapping[str, str]) -> dict[str, object]:
+    """Settings from ``HDX_*`` variables (``HDX_BITRATE_KBPS=6000``); ``HDX_CONFIG`` is the file."""
+    picked = {
+        key[len(ENV_PREFIX):].lower(): value
+        for key, value in environ.items()
+        if key.startswith(ENV_PREFIX) and key not in ("HDX_CONFIG", "HDX_NO_NATIVE")
+    }
+    return _from_mapping(picked, "the environment")
+
+
+def load_config(
+    flags: Mapping[str, object] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Config:
+    """Build the config: flags > environment > file > defaults. ``None`` flags are unset."""
+    env = os.environ if environ is None else environ
+    if config_file is None and env.get("HDX_CONFIG"):
+        config_file = Path(env["HDX_CONFIG"])
+    merged: dict[str, object] = {}
+    if config_file is not None:
+        merged.update(read_toml(config_file))
+    merged.update(read_env(env))
+    merged.update(_from_mapping({k: v for k, v in (flags or {}).items() if v is not None},
+                                "the command line"))
+    try:
+        return Config(**cast(Any, merged))
+    except TypeError as exc:  # pragma: no cover - guarded by _from_mapping
+        raise ConfigError(str(exc)) from exc

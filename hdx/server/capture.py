@@ -1,0 +1,177 @@
+"""One capture loop per server, shared by every viewer of the desktop.
+
+Invariants:
+- The hub holds a single "latest frame" slot; it never queues. A viewer that falls behind
+  encodes whatever is newest when it is ready and skips the rest.
+- A frame is published only when some tile changed (or it is the first): a static desktop
+  publishes nothing, so nothing is encoded or sent. A source that returns the identical array
+  object is not even compared.
+- The loop runs only while somebody is subscribed; an idle server captures nothing.
+- ``source.next_frame`` and the change map run on one dedicated capture thread; everything else
+  here runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from hdx.damage import tile_change_map
+from hdx.sources.base import Frame, FrameSource, InputEvent
+
+log = logging.getLogger(__name__)
+TILE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedFrame:
+    """A published frame: what changed since the previous published one, and when."""
+
+    seq: int
+    pixels: Frame
+    changed_tiles: npt.NDArray[np.bool_]
+    captured_at: float
+    """Wall-clock time (``time.time()``), comparable with the browser's clock on one host."""
+    captured_mono: float
+    """``time.monotonic()`` at capture, for durations and RTP timestamps."""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)``."""
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+
+@dataclass(slots=True)
+class CaptureStats:
+    """Counters a dashboard or a test can read."""
+
+    grabs: int = 0
+    unchanged_same_object: int = 0
+    unchanged_compared: int = 0
+    published: int = 0
+    last_grab_ms: float = 0.0
+    last_diff_ms: float = 0.0
+    changed_tiles_total: int = 0
+    errors: int = 0
+    per_stage_ms: dict[str, float] = field(default_factory=dict)
+
+
+class CaptureHub:
+    """Pulls frames from a source at up to ``fps``, detects changed tiles, wakes subscribers."""
+
+    def __init__(self, source: FrameSource, fps: int) -> None:
+        self.source = source
+        self.fps = fps
+        self.stats = CaptureStats()
+        self.latest: CapturedFrame | None = None
+        self._subscribers: set[asyncio.Event] = set()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hdx-capture")
+        self._task: asyncio.Task[None] | None = None
+        self._poke = asyncio.Event()
+        self._prev_pixels: Frame | None = None
+        self._closed = False
+
+    # -- subscribers --------------------------------------------------------------------------
+    def subscribe(self, wake: asyncio.Event) -> None:
+        """Set ``wake`` whenever a new frame is published; starts capturing if idle."""
+        if self._closed:
+            raise RuntimeError("capture hub is closed")
+        self._subscribers.add(wake)
+        if self.latest is not None:
+            wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="hdx-capture")
+
+    def unsubscribe(self, wake: asyncio.Event) -> None:
+        """Stop waking ``wake``; the loop stops by itself once nobody is subscribed."""
+        self._subscribers.discard(wake)
+        if not self._subscribers:
+            self._poke.set()
+
+    @property
+    def subscriber_count(self) -> int:
+        """How many viewers share this capture."""
+        return len(self._subscribers)
+
+    def handle_input(self, event: InputEvent) -> None:
+        """Forward input to the source and capture again at once (input-to-photon latency)."""
+        self.source.handle_input(event)
+        self._poke.set()
+
+    # -- the loop -----------------------------------------------------------------------------
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / self.fps
+        next_due = time.monotonic()
+        log.debug("capture loop started at %d fps", self.fps)
+        while self._subscribers and not self._closed:
+            try:
+                frame = await loop.run_in_executor(self._executor, self._grab)
+            except Exception:
+                self.stats.errors += 1
+                log.exception("capture failed; retrying in one second")
+                await self._sleep(1.0)
+                continue
+            if frame is not None:
+                self._publish(frame)
+            next_due += interval
+            now = time.monotonic()
+            if next_due < now:  # behind: skip ticks, never burst to catch up
+                next_due = now
+            await self._sleep(next_due - now)
+        log.debug("capture loop stopped (no viewers)")
+
+    async def _sleep(self, seconds: float) -> None:
+        self._poke.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._poke.wait(), timeout=max(seconds, 0.0))
+
+    def _grab(self) -> CapturedFrame | None:
+        """Runs on the capture thread: pull one frame and find what changed."""
+        t0 = time.perf_counter()
+        pixels = self.source.next_frame()
+        t1 = time.perf_counter()
+        self.stats.grabs += 1
+        self.stats.last_grab_ms = (t1 - t0) * 1000.0
+        prev = self._prev_pixels
+        if prev is pixels:
+            self.stats.unchanged_same_object += 1
+            return None
+        if prev is None or prev.shape != pixels.shape:
+            tiles_h = -(-pixels.shape[0] // TILE)
+            tiles_w = -(-pixels.shape[1] // TILE)
+            changed = np.ones((tiles_h, tiles_w), dtype=np.bool_)
+        else:
+            changed = tile_change_map(prev, pixels, TILE)
+        self.stats.last_diff_ms = (time.perf_counter() - t1) * 1000.0
+        self._prev_pixels = pixels
+        if not changed.any():
+            self.stats.unchanged_compared += 1
+            return None
+        seq = self.latest.seq + 1 if self.latest is not None else 0
+        return CapturedFrame(seq, pixels, changed, time.time(), time.monotonic())
+
+    def _publish(self, frame: CapturedFrame) -> None:
+        self.latest = frame
+        self.stats.published += 1
+        self.stats.changed_tiles_total += int(frame.changed_tiles.sum())
+        for wake in self._subscribers:
+            wake.set()
+
+    async def close(self) -> None:
+        """Stop the loop, wait for it, release the capture thread and the source."""
+        self._closed = True
+        self._poke.set()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+        self._executor.shutdown(wait=True)
+        self.source.close()

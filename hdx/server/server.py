@@ -1,0 +1,178 @@
+"""The server object ops run and programs embed: one source, one capture hub, many viewers.
+
+Ownership: HdxServer owns the capture hub, the encode executor, the HTTP site and every
+session; ``stop()`` closes them all and waits for them. Session shutdowns that start inside
+aiortc callbacks run as tasks the server keeps and awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from hdx.config import Config
+from hdx.errors import ConfigError, OfferError
+from hdx.server.app import build_app
+from hdx.server.capture import CaptureHub
+from hdx.sources.base import Frame, FrameSource, InputEvent
+from hdx.sources.push import PushSource
+from hdx.video.selection import EncoderChoice, select_encoder
+from hdx.webrtc.session import ViewerSession
+
+log = logging.getLogger(__name__)
+
+
+class HdxServer:
+    """Serve ``source`` to browsers and Python clients over WebRTC.
+
+    Use ``async with HdxServer(source, config):`` or ``await start()`` / ``await stop()``.
+    Embedding programs that produce numpy frames use :meth:`for_frames` and :meth:`push_frame`.
+    """
+
+    def __init__(
+        self,
+        source: FrameSource,
+        config: Config | None = None,
+        encoder: EncoderChoice | None = None,
+    ) -> None:
+        self.config = config or Config()
+        self.source = source
+        self.hub = CaptureHub(source, self.config.fps)
+        self.encoder = encoder
+        self.sessions: dict[str, ViewerSession] = {}
+        self.started_at = time.monotonic()
+        self._executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
+                                            thread_name_prefix="hdx-encode")
+        self._runner: web.AppRunner | None = None
+        self._closing_tasks: set[asyncio.Task[None]] = set()
+        self._port: int | None = None
+
+    @classmethod
+    def for_frames(
+        cls,
+        width: int,
+        height: int,
+        config: Config | None = None,
+        on_input: Any = None,
+    ) -> HdxServer:
+        """A server that shows the frames a program hands to :meth:`push_frame`.
+
+        ``on_input`` (optional) is called with each remote :data:`~hdx.InputEvent`.
+        """
+        return cls(PushSource(width, height, on_input=on_input), config)
+
+    def push_frame(self, frame: Frame) -> None:
+        """Show ``frame`` (BGRA, BGR or grey uint8 of the declared size). Any thread may call."""
+        if not isinstance(self.source, PushSource):
+            raise ConfigError("push_frame() needs a server made with HdxServer.for_frames()")
+        self.source.push(frame)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Choose the encoder (if not given) and start listening."""
+        if self.encoder is None:
+            self.encoder = await asyncio.get_running_loop().run_in_executor(
+                self._executor, select_encoder, self.config.encoder)
+        runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.host, self.config.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror}; "
+                "choose another --port or --host") from exc
+        self._runner = runner
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        self._port = sockets[0].getsockname()[1] if sockets else self.config.port
+        width, height = self.source.size
+        log.info("hdx serving %dx%d at %s (encoder %s)", width, height, self.url,
+                 self.encoder.codec)
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (differs from the config when it asked for port 0)."""
+        return self._port or self.config.port
+
+    @property
+    def url(self) -> str:
+        """The URL of the web client."""
+        host = self.config.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/"
+
+    async def stop(self) -> None:
+        """Close every session, stop listening and capturing, free the executor."""
+        await asyncio.gather(*(s.close() for s in list(self.sessions.values())))
+        self.sessions.clear()
+        if self._closing_tasks:
+            await asyncio.wait(list(self._closing_tasks))
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.hub.close()
+        self._executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> HdxServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- sessions ------------------------------------------------------------------------------
+    async def accept_offer(self, offer_sdp: str) -> tuple[str, str]:
+        """Create a session for an SDP offer; returns ``(answer_sdp, session_id)``."""
+        if self.encoder is None:
+            raise OfferError("the server is still starting", status=503)
+        session_id = secrets.token_hex(8)
+        session = ViewerSession(session_id, self.hub, self.encoder, self.config, self._executor,
+                                on_closed=self._session_ended)
+        self.sessions[session_id] = session
+        try:
+            answer = await session.answer(offer_sdp)
+        except BaseException:
+            self.sessions.pop(session_id, None)
+            await session.close()
+            raise
+        log.info("session %s: answered offer (%d viewer(s))", session_id, len(self.sessions))
+        return answer, session_id
+
+    def _session_ended(self, session: ViewerSession) -> None:
+        if self.sessions.pop(session.id, None) is None:
+            return
+        task = asyncio.get_running_loop().create_task(session.close(),
+                                                      name=f"hdx-close-{session.id}")
+        self._closing_tasks.add(task)
+        task.add_done_callback(self._closing_tasks.discard)
+
+    def handle_input(self, event: InputEvent) -> None:
+        """Inject an input event as if a viewer sent it (for embedding programs and tests)."""
+        self.hub.handle_input(event)
+
+    def health(self) -> dict[str, Any]:
+        """What ``/healthz`` reports."""
+        width, height = self.source.size
+        return {
+            "status": "ok",
+            "encoder": self.encoder.codec if self.encoder else None,
+            "encoder_reason": self.encoder.reason if self.encoder else None,
+            "sessions": len(self.sessions),
+            "width": width,
+            "height": height,
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "capture": {
+                "grabs": self.hub.stats.grabs,
+                "published": self.hub.stats.published,
+                "viewers": self.hub.subscriber_count,
+            },
+        }

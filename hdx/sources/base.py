@@ -1,0 +1,79 @@
+"""The frame-source contract shared by every source (synthetic, image, X11, pushed frames).
+
+Invariants every source keeps:
+- ``next_frame()`` returns a C-contiguous ``uint8`` array of shape ``(height, width, 4)`` in
+  BGRA order (the X11 / Windows native order, and what OpenCV and NVENC take directly).
+- A returned array is never written to afterwards. A source with nothing new returns the *same
+  object* it returned last time; the capture loop treats identity as "nothing changed" and skips
+  change detection entirely, which is what makes an idle desktop cost near-zero CPU.
+- ``next_frame()`` runs on the capture thread; ``handle_input()`` runs on the event loop. Sources
+  that share state between the two protect it with a lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+Frame = npt.NDArray[np.uint8]
+"""A BGRA frame, shape ``(height, width, 4)``, dtype ``uint8``, C-contiguous."""
+
+PointerAction = Literal["move", "down", "up"]
+
+
+@dataclass(frozen=True, slots=True)
+class PointerEvent:
+    """Pointer position in desktop pixels; ``button`` is 0 (left), 1 (middle), 2 (right)."""
+
+    action: PointerAction
+    x: int
+    y: int
+    button: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WheelEvent:
+    """Wheel movement at a desktop position, in pixels as the browser reports them."""
+
+    x: int
+    y: int
+    dx: float
+    dy: float
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEvent:
+    """A key press or release: ``key`` is the browser's logical key ("a", "Enter", "ß"),
+    ``code`` the physical key ("KeyA"); both travel so layouts other than US work."""
+
+    key: str
+    code: str
+    down: bool
+
+
+InputEvent = PointerEvent | WheelEvent | KeyEvent
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """Anything that can be captured: pulled by the capture loop, driven by remote input."""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` of the frames in pixels."""
+        ...
+
+    def next_frame(self) -> Frame:
+        """Return the newest frame (see the module invariants). Runs on the capture thread."""
+        ...
+
+    def handle_input(self, event: InputEvent) -> None:
+        """Apply a remote user's input event. Runs on the event loop; must not block."""
+        ...
+
+    def close(self) -> None:
+        """Release whatever the source holds (displays, files). Idempotent."""
+        ...

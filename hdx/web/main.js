@@ -1,0 +1,140 @@
+// hdx web client entry point: wires the peer, the renderer, the view, input and status, and
+// exposes test hooks on window.hdx.
+import { connect } from './peer.js';
+import { renderTrack } from './video.js';
+import { View } from './view.js';
+import { attachInput } from './input.js';
+import { Stats } from './status.js';
+
+const canvas = /** @type {HTMLCanvasElement} */ (document.getElementById('screen'));
+const viewport = document.getElementById('viewport');
+const statusLine = document.getElementById('status');
+const view = new View(canvas, viewport, document.getElementById('scaled-warning'),
+  /** @type {HTMLButtonElement} */ (document.getElementById('view-mode')));
+const stats = new Stats();
+/** @type {Set<(info: {width: number, height: number, canvas: HTMLCanvasElement}) => void>} */
+const frameListeners = new Set();
+let control = null;
+/** @type {RTCPeerConnection | null} */
+let peerConnection = null;
+
+function send(msg) {
+  if (control && control.readyState === 'open') control.send(JSON.stringify(msg));
+}
+
+function onControlMessage(msg) {
+  if (msg.t === 'hello') {
+    stats.encoder = msg.encoder;
+    stats.session = msg.session;
+    stats.desktop = { width: msg.width, height: msg.height };
+  } else if (msg.t === 'pong') {
+    stats.pong(msg);
+  }
+}
+
+function onFrame(width, height) {
+  const resized = stats.desktop.width !== width || stats.desktop.height !== height;
+  stats.desktop = { width, height };
+  if (resized || stats.framesDrawn === 0) view.layout();
+  stats.frameDrawn();
+  for (const listener of frameListeners) listener({ width, height, canvas });
+}
+
+async function start() {
+  try {
+    const peer = await connect(onControlMessage);
+    control = peer.control;
+    peerConnection = peer.pc;
+    stats.session = peer.session;
+    peer.pc.addEventListener('connectionstatechange', () => {
+      stats.connectionState = peer.pc.connectionState;
+    });
+    const renderer = renderTrack(await peer.track, canvas, onFrame);
+    stats.renderPath = renderer.path;
+    attachInput(canvas, viewport, view, send);
+    setInterval(() => send(stats.ping()), 1000);
+  } catch (err) {
+    stats.error = String(err && err.message ? err.message : err);
+    console.error('hdx:', err);
+  }
+}
+
+setInterval(() => { statusLine.textContent = stats.line(view); }, 250);
+
+function toBase64(bytes) {
+  let text = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(text);
+}
+
+window.hdx = {
+  /** Session state as a plain JSON object. */
+  status() {
+    return {
+      connected: stats.connectionState === 'connected',
+      connectionState: stats.connectionState,
+      encoder: stats.encoder,
+      session: stats.session,
+      width: stats.desktop.width,
+      height: stats.desktop.height,
+      framesDrawn: stats.framesDrawn,
+      fps: stats.fps,
+      rttMs: stats.rttMs,
+      mode: view.mode,
+      scale: view.scale,
+      scaled: view.scaled,
+      devicePixelRatio: window.devicePixelRatio,
+      renderPath: stats.renderPath,
+      error: stats.error,
+    };
+  },
+  /** Exact RGBA of what the screen canvas shows: {width, height, data: Uint8ClampedArray}. */
+  snapshot() {
+    const ctx = canvas.getContext('2d');
+    const image = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    return { width: image.width, height: image.height, data: image.data };
+  },
+  /** snapshot() with the pixels as base64, for test drivers that pass JSON. */
+  snapshotBase64() {
+    const shot = window.hdx.snapshot();
+    return { width: shot.width, height: shot.height, rgba: toBase64(new Uint8Array(shot.data.buffer)) };
+  },
+  /** Call `listener` after each frame is drawn; returns a function that removes it. */
+  onFrameDrawn(listener) {
+    frameListeners.add(listener);
+    return () => frameListeners.delete(listener);
+  },
+  /** @param {'1:1' | 'fit'} mode */
+  setViewMode(mode) { view.setMode(mode); },
+  /** [offer, answer] SDP as negotiated, for checking codecs and payload types. */
+  negotiated() {
+    if (!peerConnection) return [null, null];
+    return [peerConnection.localDescription?.sdp ?? null, peerConnection.remoteDescription?.sdp ?? null];
+  },
+  /** The browser's own view of the video stream (getStats inbound-rtp plus its codec). */
+  async receiverStats() {
+    if (!peerConnection) return null;
+    const report = await peerConnection.getStats();
+    let inbound = null;
+    report.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') inbound = s; });
+    if (!inbound) return null;
+    const codec = inbound.codecId ? report.get(inbound.codecId) : null;
+    return {
+      codec: codec ? codec.mimeType : null,
+      payloadType: codec ? codec.payloadType : null,
+      framesDecoded: inbound.framesDecoded,
+      framesDropped: inbound.framesDropped,
+      keyFramesDecoded: inbound.keyFramesDecoded,
+      decoderImplementation: inbound.decoderImplementation,
+      totalDecodeTime: inbound.totalDecodeTime,
+      jitterBufferDelay: inbound.jitterBufferDelay,
+      jitterBufferEmittedCount: inbound.jitterBufferEmittedCount,
+      pliCount: inbound.pliCount,
+    };
+  },
+  send,
+};
+
+start();

@@ -1,0 +1,48 @@
+// The peer connection: a receive-only H.264 video transceiver and the `control` data channel.
+import { iceGatheringDone, postOffer } from './signalling.js';
+
+/**
+ * @typedef {{pc: RTCPeerConnection, control: RTCDataChannel, track: Promise<MediaStreamTrack>,
+ *            session: string}} Peer
+ */
+
+/**
+ * Connect to the hdx server this page came from.
+ * @param {(msg: any) => void} onControlMessage
+ * @returns {Promise<Peer>}
+ */
+export async function connect(onControlMessage) {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  const transceiver = pc.addTransceiver('video', { direction: 'recvonly' });
+  preferH264(transceiver);
+  const control = pc.createDataChannel('control', { ordered: true });
+  control.onmessage = (event) => {
+    try { onControlMessage(JSON.parse(event.data)); } catch (err) { console.warn('hdx: bad control message', err); }
+  };
+  const track = new Promise((resolve) => {
+    pc.ontrack = (event) => {
+      lowLatency(event.receiver);
+      resolve(event.track);
+    };
+  });
+  await pc.setLocalDescription(await pc.createOffer());
+  await iceGatheringDone(pc);
+  const answer = await postOffer(pc.localDescription);
+  await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
+  return { pc, control, track, session: answer.session };
+}
+
+/** hdx sends H.264 only; say so up front so the offer is small and the answer unambiguous. */
+function preferH264(transceiver) {
+  const caps = RTCRtpReceiver.getCapabilities && RTCRtpReceiver.getCapabilities('video');
+  if (!caps || !transceiver.setCodecPreferences) return;
+  const h264 = caps.codecs.filter((c) => c.mimeType === 'video/H264');
+  const rtx = caps.codecs.filter((c) => c.mimeType === 'video/rtx');
+  if (h264.length) transceiver.setCodecPreferences([...h264, ...rtx]);
+}
+
+/** Ask the receiver not to hold frames back for smoothness: a desktop wants them now. */
+function lowLatency(receiver) {
+  if ('jitterBufferTarget' in receiver) receiver.jitterBufferTarget = 0;
+  if ('playoutDelayHint' in receiver) receiver.playoutDelayHint = 0;
+}

@@ -1,0 +1,59 @@
+// Session facts for the status line and for window.hdx.status(): connection, encoder, frame
+// rate over the last second, round-trip time from control-channel pings.
+
+export class Stats {
+  constructor() {
+    this.connectionState = 'new';
+    this.encoder = null;
+    this.session = null;
+    this.desktop = { width: 0, height: 0 };
+    this.framesDrawn = 0;
+    this.rttMs = null;
+    this.error = null;
+    this.renderPath = null;
+    /** @type {number[]} */
+    this.drawTimes = [];
+    /** @type {Map<number, number>} */
+    this.pings = new Map();
+    this.nextPing = 1;
+  }
+
+  frameDrawn() {
+    const now = performance.now();
+    this.framesDrawn += 1;
+    this.drawTimes.push(now);
+    while (this.drawTimes.length && this.drawTimes[0] < now - 1000) this.drawTimes.shift();
+  }
+
+  get fps() {
+    const now = performance.now();
+    return this.drawTimes.filter((t) => t >= now - 1000).length;
+  }
+
+  /** A ping message to send; its pong gives the RTT. */
+  ping() {
+    const id = this.nextPing++;
+    this.pings.set(id, performance.now());
+    if (this.pings.size > 16) this.pings.delete(this.pings.keys().next().value);
+    return { t: 'ping', id, ts: Date.now() };
+  }
+
+  pong(msg) {
+    const sent = this.pings.get(msg.id);
+    if (sent === undefined) return;
+    this.pings.delete(msg.id);
+    this.rttMs = performance.now() - sent;
+  }
+
+  /** One line for people. */
+  line(view) {
+    if (this.error) return `error: ${this.error}`;
+    const parts = [this.connectionState];
+    if (this.encoder) parts.push(this.encoder);
+    parts.push(`${this.fps} fps`);
+    if (this.rttMs !== null) parts.push(`rtt ${this.rttMs.toFixed(1)} ms`);
+    if (this.desktop.width) parts.push(`${this.desktop.width}×${this.desktop.height}`);
+    parts.push(view.scaled ? `scaled ${(view.scale * 100).toFixed(0)}%` : '1:1');
+    return parts.join(' · ');
+  }
+}

@@ -1,0 +1,120 @@
+"""The ``control`` data channel: the one parser of what clients send, and the server's replies.
+
+Messages are small JSON objects with a type field ``t`` (version 1; see docs/protocol.md).
+Client to server: ``pointer``, ``wheel``, ``key``, ``ping``. Server to client: ``hello``,
+``pong``. Anything malformed raises :class:`~hdx.errors.ProtocolError` with the reason; the
+session counts it and goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from hdx.errors import ProtocolError
+from hdx.sources.base import InputEvent, KeyEvent, PointerEvent, WheelEvent
+
+PROTOCOL_VERSION = 1
+_MAX_KEY_CHARS = 32
+_MAX_COORD = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """A clock probe: the server echoes ``id`` and ``ts`` and adds its own time."""
+
+    id: int
+    ts: float
+
+
+ControlMessage = InputEvent | Ping
+
+
+def parse_control(data: str | bytes, max_bytes: int) -> ControlMessage:
+    """Parse one message; raises ProtocolError saying what was wrong."""
+    if len(data) > max_bytes:
+        raise ProtocolError(f"message of {len(data)} bytes exceeds the {max_bytes}-byte limit")
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("a control message must be a JSON object")
+    kind = obj.get("t")
+    if kind == "pointer":
+        action = obj.get("a")
+        if action not in ("move", "down", "up"):
+            raise ProtocolError("pointer 'a' must be move, down or up")
+        button = _int(obj, "b", 0, 4) if "b" in obj else 0
+        return PointerEvent(action, _coord(obj, "x"), _coord(obj, "y"), button)
+    if kind == "wheel":
+        return WheelEvent(_coord(obj, "x"), _coord(obj, "y"), _num(obj, "dx"), _num(obj, "dy"))
+    if kind == "key":
+        down = obj.get("down")
+        if not isinstance(down, bool):
+            raise ProtocolError("key 'down' must be true or false")
+        return KeyEvent(_text(obj, "key"), _text(obj, "code"), down)
+    if kind == "ping":
+        return Ping(_int(obj, "id", 0, 2**53), _num(obj, "ts"))
+    raise ProtocolError(f"unknown message type {kind!r}")
+
+
+def _field(obj: dict[str, Any], name: str) -> Any:
+    if name not in obj:
+        raise ProtocolError(f"missing field {name!r}")
+    return obj[name]
+
+
+def _num(obj: dict[str, Any], name: str) -> float:
+    value = _field(obj, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ProtocolError(f"field {name!r} must be a finite number")
+    return float(value)
+
+
+def _int(obj: dict[str, Any], name: str, low: int, high: int) -> int:
+    value = _field(obj, name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ProtocolError(f"field {name!r} must be an integer in {low}..{high}")
+    return value
+
+
+def _coord(obj: dict[str, Any], name: str) -> int:
+    value = _num(obj, name)
+    if abs(value) > _MAX_COORD:
+        raise ProtocolError(f"field {name!r} is out of range")
+    return math.floor(value)
+
+
+def _text(obj: dict[str, Any], name: str) -> str:
+    value = _field(obj, name)
+    if not isinstance(value, str) or not 0 < len(value) <= _MAX_KEY_CHARS:
+        raise ProtocolError(f"field {name!r} must be a string of 1..{_MAX_KEY_CHARS} characters")
+    return value
+
+
+def clamp_to_desktop(event: InputEvent, width: int, height: int) -> InputEvent:
+    """Keep pointer coordinates on the desktop (a client can send anything)."""
+    if isinstance(event, PointerEvent):
+        return PointerEvent(event.action, _clamp(event.x, width), _clamp(event.y, height),
+                            event.button)
+    if isinstance(event, WheelEvent):
+        return WheelEvent(_clamp(event.x, width), _clamp(event.y, height), event.dx, event.dy)
+    return event
+
+
+def _clamp(value: int, size: int) -> int:
+    return min(max(value, 0), size - 1)
+
+
+def hello(session_id: str, encoder: str, width: int, height: int) -> str:
+    """The first server message on ``control``."""
+    return json.dumps({"t": "hello", "v": PROTOCOL_VERSION, "session": session_id,
+                       "encoder": encoder, "width": width, "height": height})
+
+
+def pong(ping: Ping, server_ts: float) -> str:
+    """The reply to a ping, with the server's wall-clock time for clock-offset estimates."""
+    return json.dumps({"t": "pong", "id": ping.id, "ts": ping.ts, "server_ts": server_ts})

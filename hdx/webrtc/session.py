@@ -1,0 +1,189 @@
+"""One viewer: its peer connection, its video track and encoder, its control channel.
+
+Lifetime: created by ``POST /api/offer``; closed when the peer fails or closes, when it never
+connects within ``connect_timeout_s``, or when the server stops. Closing frees the peer, the
+track, the encoder and the capture subscription; the session then removes itself from the
+server's registry through ``on_closed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+
+from hdx.config import Config
+from hdx.errors import OfferError, ProtocolError
+from hdx.server.capture import CaptureHub
+from hdx.video.selection import EncoderChoice
+from hdx.webrtc import control
+from hdx.webrtc.feedback import route_feedback
+from hdx.webrtc.ice import addresses_for_bind, filter_remote_candidates, host_addresses, is_loopback
+from hdx.webrtc.track import EncodedVideoTrack
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class SessionStats:
+    """Counters for the control channel."""
+
+    input_events: int = 0
+    malformed_messages: int = 0
+    pings: int = 0
+    last_malformed_reason: str = ""
+
+
+class ViewerSession:
+    """A browser or Python client watching (and possibly driving) the desktop."""
+
+    def __init__(
+        self,
+        session_id: str,
+        hub: CaptureHub,
+        choice: EncoderChoice,
+        config: Config,
+        executor: Executor,
+        on_closed: Callable[[ViewerSession], None],
+    ) -> None:
+        self.id = session_id
+        self.created = time.monotonic()
+        self.stats = SessionStats()
+        self._hub = hub
+        self._choice = choice
+        self._config = config
+        self._on_closed = on_closed
+        self._pc = RTCPeerConnection()
+        self.track = EncodedVideoTrack(
+            hub, choice, executor,
+            max_bitrate_bps=config.bitrate_kbps * 1000,
+            min_bitrate_bps=config.min_bitrate_kbps * 1000,
+        )
+        self._control: Any = None
+        self._closing = False
+        self._connected = asyncio.Event()
+        self._watchdog: asyncio.Task[None] | None = None
+
+    @property
+    def connection_state(self) -> str:
+        """aiortc's connection state: new, connecting, connected, failed or closed."""
+        return str(self._pc.connectionState)
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Apply the client's offer and return the SDP answer; raises OfferError if unusable."""
+        pc = self._pc
+        transceiver = pc.addTransceiver(self.track, direction="sendonly")
+        transceiver.setCodecPreferences(_h264_preferences())
+        route_feedback(transceiver.sender, self.track)
+        pc.on("datachannel", self._on_datachannel)
+        pc.on("connectionstatechange", self._on_connection_state)
+
+        addresses = addresses_for_bind(self._config.host, self._config.ice_host_addresses)
+        if addresses is not None and all(is_loopback(a) for a in addresses):
+            offer_sdp = filter_remote_candidates(offer_sdp, is_loopback)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise OfferError(f"the SDP offer could not be applied: {exc}") from exc
+        try:
+            answer = await pc.createAnswer()
+        except (ValueError, KeyError, TypeError) as exc:
+            raise OfferError(f"no answer is possible for this offer: {exc}") from exc
+        if answer is None or "H264/90000" not in answer.sdp:
+            raise OfferError(
+                "the offer has no video that hdx can send: it needs a receive-capable video "
+                "m-line offering H.264 with packetization-mode=1"
+            )
+        if addresses is None:
+            await pc.setLocalDescription(answer)
+        else:
+            with host_addresses(addresses):
+                await pc.setLocalDescription(answer)
+        self._watchdog = asyncio.get_running_loop().create_task(
+            self._close_if_not_connected(), name=f"hdx-session-{self.id}-watchdog")
+        return str(pc.localDescription.sdp)
+
+    # -- events --------------------------------------------------------------------------------
+    def _on_connection_state(self) -> None:
+        state = self._pc.connectionState
+        log.info("session %s: connection %s", self.id, state)
+        if state == "connected":
+            self._connected.set()
+        elif state in ("failed", "closed") and not self._closing:
+            self._schedule_close()
+
+    def _on_datachannel(self, channel: Any) -> None:
+        if channel.label != "control":
+            log.info("session %s: ignoring data channel %r", self.id, channel.label)
+            return
+        self._control = channel
+        channel.on("message", self._on_control_message)
+        width, height = self._hub.source.size
+        channel.send(control.hello(self.id, self._choice.label, width, height))
+
+    def _on_control_message(self, data: str | bytes) -> None:
+        try:
+            message = control.parse_control(data, self._config.max_control_message_bytes)
+        except ProtocolError as exc:
+            self.stats.malformed_messages += 1
+            self.stats.last_malformed_reason = str(exc)
+            if self.stats.malformed_messages == 1:
+                log.warning("session %s: dropped malformed control message (%s); further "
+                            "ones are counted silently", self.id, exc)
+            return
+        if isinstance(message, control.Ping):
+            self.stats.pings += 1
+            self._send(control.pong(message, time.time()))
+            return
+        width, height = self._hub.source.size
+        self.stats.input_events += 1
+        try:
+            self._hub.handle_input(control.clamp_to_desktop(message, width, height))
+        except Exception:  # a source bug must not end the session
+            log.exception("session %s: the source failed to handle %r", self.id, message)
+
+    def _send(self, text: str) -> None:
+        channel = self._control
+        if channel is not None and channel.readyState == "open":
+            channel.send(text)
+
+    # -- shutdown ------------------------------------------------------------------------------
+    async def _close_if_not_connected(self) -> None:
+        try:
+            await asyncio.wait_for(self._connected.wait(), self._config.connect_timeout_s)
+        except TimeoutError:
+            log.warning("session %s: not connected after %.0f s; closing it", self.id,
+                        self._config.connect_timeout_s)
+            self._schedule_close()
+
+    def _schedule_close(self) -> None:
+        # Called from aiortc/pyee callbacks, which cannot await; the server owns the task.
+        self._on_closed(self)
+
+    async def close(self) -> None:
+        """Free the peer, track, encoder and subscription (idempotent)."""
+        if self._closing:
+            return
+        self._closing = True
+        watchdog = self._watchdog
+        if watchdog is not None and watchdog is not asyncio.current_task():
+            watchdog.cancel()
+            await asyncio.wait([watchdog])
+        self.track.stop()
+        await self._pc.close()
+        log.info("session %s closed (%d frames sent)", self.id, self.track.stats.frames_sent)
+
+
+def _h264_preferences() -> list[Any]:
+    """H.264 with packetization-mode=1 (what browsers decode), plus RTX for retransmission."""
+    codecs = RTCRtpSender.getCapabilities("video").codecs
+    h264 = [c for c in codecs if c.mimeType == "video/H264"
+            and c.parameters.get("packetization-mode") == "1"]
+    rtx = [c for c in codecs if c.mimeType == "video/rtx"]
+    return h264 + rtx

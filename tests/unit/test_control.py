@@ -1,0 +1,69 @@
+"""The control-channel parser: every malformed message becomes a ProtocolError with a reason."""
+
+import json
+
+import pytest
+
+from hdx.errors import ProtocolError
+from hdx.sources.base import KeyEvent, PointerEvent, WheelEvent
+from hdx.webrtc.control import Ping, clamp_to_desktop, parse_control, pong
+
+pytestmark = pytest.mark.unit
+LIMIT = 4096
+
+
+def parse(obj: object) -> object:
+    return parse_control(json.dumps(obj), LIMIT)
+
+
+def test_valid_messages() -> None:
+    assert parse({"t": "pointer", "a": "move", "x": 10.7, "y": 3}) == PointerEvent("move", 10, 3)
+    assert parse({"t": "pointer", "a": "down", "x": 1, "y": 2, "b": 2}) == PointerEvent(
+        "down", 1, 2, 2)
+    assert parse({"t": "wheel", "x": 5, "y": 6, "dx": 0, "dy": -120}) == WheelEvent(
+        5, 6, 0.0, -120.0)
+    assert parse({"t": "key", "key": "ß", "code": "Minus", "down": True}) == KeyEvent(
+        "ß", "Minus", True)
+    assert parse({"t": "ping", "id": 7, "ts": 1.5}) == Ping(7, 1.5)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("{", "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"t": "teleport"}', "unknown message type"),
+        ('{"t": "pointer", "a": "jump", "x": 1, "y": 1}', "move, down or up"),
+        ('{"t": "pointer", "a": "move", "x": "1", "y": 1}', "'x' must be a finite number"),
+        ('{"t": "pointer", "a": "move", "x": 1}', "missing field 'y'"),
+        ('{"t": "pointer", "a": "move", "x": 1e300, "y": 1}', "out of range"),
+        ('{"t": "pointer", "a": "down", "x": 1, "y": 1, "b": 9}', "'b' must be an integer"),
+        ('{"t": "pointer", "a": "move", "x": true, "y": 1}', "finite number"),
+        ('{"t": "wheel", "x": 1, "y": 1, "dx": NaN, "dy": 0}', "finite number"),
+        ('{"t": "key", "key": "", "code": "KeyA", "down": true}', "1..32 characters"),
+        ('{"t": "key", "key": "a", "code": "KeyA", "down": 1}', "true or false"),
+        ('{"t": "ping", "id": -1, "ts": 0}', "'id' must be an integer"),
+    ],
+)
+def test_malformed_messages_say_why(raw: str | bytes, reason: str) -> None:
+    with pytest.raises(ProtocolError, match=reason):
+        parse_control(raw, LIMIT)
+
+
+def test_oversized_message_is_refused_before_parsing() -> None:
+    with pytest.raises(ProtocolError, match="exceeds the 4096-byte limit"):
+        parse_control(" " * 5000, LIMIT)
+
+
+def test_coordinates_are_clamped_to_the_desktop() -> None:
+    assert clamp_to_desktop(PointerEvent("move", -5, 5000), 1280, 720) == PointerEvent(
+        "move", 0, 719)
+    assert clamp_to_desktop(WheelEvent(9999, -1, 1, 2), 100, 50) == WheelEvent(99, 0, 1, 2)
+    key = KeyEvent("a", "KeyA", True)
+    assert clamp_to_desktop(key, 10, 10) is key
+
+
+def test_pong_echoes_the_ping() -> None:
+    assert json.loads(pong(Ping(3, 12.5), 99.0)) == {
+        "t": "pong", "id": 3, "ts": 12.5, "server_ts": 99.0}
