@@ -32,7 +32,7 @@ def available_video_encoders() -> list[str]:
 
 def diagnose(preference: EncoderPreference = "auto") -> dict[str, Any]:
     """Collect everything ``hdx doctor`` prints, as JSON-ready data."""
-    ffmpeg = ".".join(str(p) for p in getattr(av, "ffmpeg_version_info", ())) or "unknown"
+    ffmpeg = str(getattr(av, "ffmpeg_version_info", "unknown"))
     gpu = probe_gpus()
     nvenc_failure = try_encoder("h264_nvenc") if gpu.nvenc_possible else gpu.reason
     try:

@@ -2,7 +2,7 @@
 
 Chromium flags follow WEBRTC-NOTES.md: loopback ICE allowed, no mDNS hiding of local addresses,
 every host name but 127.0.0.1 unresolvable (this machine has no outside network).
-Set HDX_REQUIRE_BROWSER=1 (the test command does) to fail instead of skip without Chromium.
+Set HDXTEST_REQUIRE_BROWSER=1 (the test command does) to fail instead of skip without Chromium.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _require_browser() -> None:
     except ImportError:
         missing = True
     if missing:
-        if os.environ.get("HDX_REQUIRE_BROWSER") == "1":
+        if os.environ.get("HDXTEST_REQUIRE_BROWSER") == "1":
             pytest.fail(f"browser tests need {CHROMIUM} and playwright (run the test command)")
         pytest.skip(f"{CHROMIUM} or playwright missing")
 
