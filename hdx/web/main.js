@@ -40,24 +40,57 @@ function onFrame(width, height) {
   for (const listener of frameListeners) listener({ width, height, canvas });
 }
 
-async function start() {
-  try {
-    const peer = await connect(onControlMessage);
-    control = peer.control;
-    peerConnection = peer.pc;
-    stats.session = peer.session;
+/** Connect once; resolves when that connection has ended (failed, closed or never made). */
+async function runSession() {
+  const peer = await connect(onControlMessage);
+  control = peer.control;
+  peerConnection = peer.pc;
+  stats.session = peer.session;
+  stats.error = null;
+  const ended = new Promise((resolve) => {
     peer.pc.addEventListener('connectionstatechange', () => {
       stats.connectionState = peer.pc.connectionState;
+      if (['failed', 'closed'].includes(peer.pc.connectionState)) resolve();
     });
-    const renderer = renderTrack(await peer.track, canvas, onFrame);
-    stats.renderPath = renderer.path;
-    attachInput(canvas, viewport, view, send);
-    setInterval(() => send(stats.ping()), 1000);
-  } catch (err) {
-    stats.error = String(err && err.message ? err.message : err);
-    console.error('hdx:', err);
+  });
+  const renderer = renderTrack(await peer.track, canvas, onFrame);
+  stats.renderPath = renderer.path;
+  const pinger = setInterval(() => send(stats.ping()), 1000);
+  await ended;
+  clearInterval(pinger);
+  renderer.stop();
+  peer.pc.close();
+}
+
+/** Keep a session up: reconnect after a failure with backoff (1 s doubling to 10 s). */
+async function start() {
+  attachInput(canvas, viewport, view, send);
+  viewport.focus();
+  let delayMs = 1000;
+  for (;;) {
+    const began = performance.now();
+    try {
+      await runSession();
+      stats.error = 'connection lost';
+    } catch (err) {
+      stats.error = String(err && err.message ? err.message : err);
+      console.error('hdx:', err);
+    }
+    if (leaving) return;
+    if (performance.now() - began > 30000) delayMs = 1000; // it had been working: retry soon
+    stats.connectionState = `reconnecting in ${Math.round(delayMs / 1000)} s`;
+    stats.reconnects += 1;
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    delayMs = Math.min(delayMs * 2, 10000);
   }
 }
+
+// Closing the peer on the way out tells the server at once (no 30 s ICE consent timeout).
+let leaving = false;
+window.addEventListener('pagehide', () => {
+  leaving = true;
+  if (peerConnection) peerConnection.close();
+});
 
 setInterval(() => { statusLine.textContent = stats.line(view); }, 250);
 
@@ -87,6 +120,7 @@ window.hdx = {
       scaled: view.scaled,
       devicePixelRatio: window.devicePixelRatio,
       renderPath: stats.renderPath,
+      reconnects: stats.reconnects,
       error: stats.error,
     };
   },

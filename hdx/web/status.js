@@ -11,6 +11,7 @@ export class Stats {
     this.rttMs = null;
     this.error = null;
     this.renderPath = null;
+    this.reconnects = 0;
     /** @type {number[]} */
     this.drawTimes = [];
     /** @type {Map<number, number>} */
@@ -47,11 +48,11 @@ export class Stats {
 
   /** One line for people. */
   line(view) {
-    if (this.error) return `error: ${this.error}`;
     const parts = [this.connectionState];
+    if (this.error) parts.push(this.error);
     if (this.encoder) parts.push(this.encoder);
     parts.push(`${this.fps} fps`);
-    if (this.rttMs !== null) parts.push(`rtt ${this.rttMs.toFixed(1)} ms`);
+    if (this.rttMs !== null) parts.push(`network rtt ${this.rttMs.toFixed(1)} ms`);
     if (this.desktop.width) parts.push(`${this.desktop.width}×${this.desktop.height}`);
     parts.push(view.scaled ? `scaled ${(view.scale * 100).toFixed(0)}%` : '1:1');
     return parts.join(' · ');

@@ -61,9 +61,9 @@ class ServedDesktop:
             return f.read()
 
 
-def serve(*args: str) -> Iterator[ServedDesktop]:
-    """Run `python -m hdx serve ARGS` on a free port until the test ends."""
-    port = free_port()
+def serve(*args: str, port: int | None = None) -> Iterator[ServedDesktop]:
+    """Run `python -m hdx serve ARGS` on ``port`` (default: a free one) until the test ends."""
+    port = port or free_port()
     log = tempfile.NamedTemporaryFile(prefix="hdx-serve-", suffix=".log", delete=False)
     process = subprocess.Popen(
         [sys.executable, "-m", "hdx", "serve", "--port", str(port), "--encoder", "x264", *args],

@@ -149,3 +149,28 @@ def test_hidpi_screen_shows_one_desktop_pixel_per_device_pixel(
         assert (css["width"], css["height"]) == (640, 360)
     finally:
         context.close()
+
+
+def test_page_reconnects_when_the_server_comes_back(browser_context: Any) -> None:
+    from tests.browser.conftest import free_port, wait_until
+
+    port = free_port()
+    first = serve("--width", "640", "--height", "360", "--cine-seconds", "0", port=port)
+    page = open_client(browser_context, next(first).url)
+    session = page.evaluate("window.hdx.status().session")
+    first.close()  # SIGTERM: the server closes its peers and exits
+    wait_until(page, "window.hdx.status().connectionState.startsWith('reconnecting')",
+               timeout_s=40)
+    wait_until(page, "document.getElementById('status').textContent.includes('reconnecting')",
+               timeout_s=5)
+    second = serve("--width", "640", "--height", "360", "--cine-seconds", "0", port=port)
+    next(second)
+    try:
+        drawn = page.evaluate("window.hdx.status().framesDrawn")
+        wait_until(page, "window.hdx.status().connected && window.hdx.status().framesDrawn > "
+                   f"{drawn}", timeout_s=40)
+        status = page.evaluate("window.hdx.status()")
+        assert status["session"] != session and status["reconnects"] >= 1
+        assert status["error"] is None
+    finally:
+        second.close()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from hdx.client.viewer import Viewer
+from hdx.sources.image import ImageSource
 from hdx.sources.synthetic import SyntheticDesktop
 from tests.conftest import psnr, running_server, wait_for
 
@@ -117,3 +121,20 @@ async def test_viewers_share_one_capture_loop() -> None:
         assert len(threads) == 1 and next(iter(threads)).startswith("hdx-capture")
         # Frames captured once, encoded per viewer: captures do not double with two viewers.
         assert server.hub.stats.grabs <= max(t.stats.frames_sent for t in tracks) + 40
+
+
+async def test_a_16_bit_grey_image_arrives_as_its_high_byte(tmp_path: Path) -> None:
+    y, x = np.mgrid[0:300, 0:400]
+    ct = ((x * 90 + y * 60) % 65536).astype(np.uint16)
+    ct[100:200, 150:250] = 40000
+    path = tmp_path / "ct16.png"
+    assert cv2.imwrite(str(path), ct)
+    source = ImageSource(path, width=480, height=320)
+    async with running_server(source) as server, Viewer(server.url) as viewer:
+        frame = await viewer.next_frame()
+        assert frame.shape == (320, 480, 3)
+        expected = source.next_frame()[..., :3]
+        assert (expected[:300, :400, 0] == (ct >> 8)).all()
+        quality = psnr(frame, expected)
+        assert quality >= 35.0, f"PSNR {quality:.1f} dB"
+        assert server.hub.stats.published == 1  # a still image is captured once
