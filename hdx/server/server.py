@@ -24,6 +24,7 @@ from hdx.server.capture import CaptureHub
 from hdx.sources.base import Frame, FrameSource, InputEvent
 from hdx.sources.push import PushSource
 from hdx.video.selection import EncoderChoice, select_encoder
+from hdx.webrtc.ice import is_loopback
 from hdx.webrtc.session import ViewerSession
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,9 @@ class HdxServer:
         width, height = self.source.size
         log.info("hdx serving %dx%d at %s (encoder %s)", width, height, self.url,
                  self.encoder.codec)
+        if not is_loopback(self.config.host):
+            log.warning("listening on %s beyond loopback WITHOUT tokens or TLS: anyone who can "
+                        "reach this port can see and drive the desktop", self.config.host)
 
     @property
     def port(self) -> int:

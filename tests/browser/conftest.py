@@ -55,8 +55,12 @@ class ServedDesktop:
     url: str
     process: subprocess.Popen[bytes]
     log_path: str
+    log_text: str = ""
+    """Everything the server printed, filled in when it has stopped."""
 
     def log(self) -> str:
+        if self.log_text:
+            return self.log_text
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
             return f.read()
 
@@ -88,6 +92,7 @@ def serve(*args: str, port: int | None = None) -> Iterator[ServedDesktop]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        served.log_text = served.log()
         os.unlink(log.name)
 
 

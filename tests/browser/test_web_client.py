@@ -174,3 +174,26 @@ def test_page_reconnects_when_the_server_comes_back(browser_context: Any) -> Non
         assert status["error"] is None
     finally:
         second.close()
+
+
+def test_wheel_over_the_viewport_pages_slices(browser_context: Any,
+                                              still_720p: ServedDesktop) -> None:
+    from tests.browser.conftest import wait_until
+
+    page = open_client(browser_context, still_720p.url)
+    layout = SyntheticDesktop(1280, 720, cine_seconds=0).layout
+    x, y, w, h = layout.image_rect
+    box = page.locator("#screen").bounding_box()
+    page.mouse.move(box["x"] + x + w // 2, box["y"] + y + h // 2)
+    time.sleep(0.5)  # the pointer is drawn into the desktop: let that frame land first
+    before = snapshot(page)[y:y + h, x:x + w, :3].astype(int)
+    drawn = page.evaluate("window.hdx.status().framesDrawn")
+    for _ in range(10):
+        page.mouse.wheel(0, 120)
+    wait_until(page, f"window.hdx.status().framesDrawn > {drawn}")
+    deadline = time.monotonic() + 10
+    change = 0.0
+    while time.monotonic() < deadline and change < 1.0:
+        change = float(np.abs(snapshot(page)[y:y + h, x:x + w, :3].astype(int) - before).mean())
+        time.sleep(0.1)
+    assert change >= 1.0, f"the CT image did not change (mean abs diff {change:.2f})"

@@ -100,3 +100,14 @@ def test_a_killed_client_is_freed_by_the_server() -> None:
         assert "closed" in desktop.log()
     finally:
         served.close()
+
+
+def test_serve_logs_json_lines_with_the_encoder_choice() -> None:
+    served = serve("--width", "320", "--height", "240", "--log-format", "json")
+    desktop = next(served)
+    served.close()
+    entries = [json.loads(line) for line in desktop.log().splitlines() if line.startswith("{")]
+    messages = [e["msg"] for e in entries]
+    assert any(m.startswith("encoder: libx264 (") for m in messages)
+    assert all({"ts", "level", "logger", "msg"} <= set(e) for e in entries)
+
