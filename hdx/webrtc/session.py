@@ -87,24 +87,29 @@ class ViewerSession:
         addresses = addresses_for_bind(self._config.host, self._config.ice_host_addresses)
         if addresses is not None and all(is_loopback(a) for a in addresses):
             offer_sdp = filter_remote_candidates(offer_sdp, is_loopback)
+        # aiortc's SDP handling raises whatever a malformed offer trips over (ValueError,
+        # AssertionError, StopIteration inside a coroutine...): all of it is the client's
+        # input being wrong, so all of it becomes a 400 with the reason.
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise OfferError(f"the SDP offer could not be applied: {exc}") from exc
-        try:
             answer = await pc.createAnswer()
-        except (ValueError, KeyError, TypeError) as exc:
-            raise OfferError(f"no answer is possible for this offer: {exc}") from exc
+        except Exception as exc:
+            raise OfferError(f"the SDP offer could not be applied: {_describe(exc)}") from exc
         if answer is None or "H264/90000" not in answer.sdp:
             raise OfferError(
                 "the offer has no video that hdx can send: it needs a receive-capable video "
                 "m-line offering H.264 with packetization-mode=1"
             )
-        if addresses is None:
-            await pc.setLocalDescription(answer)
-        else:
-            with host_addresses(addresses):
+        try:
+            if addresses is None:
                 await pc.setLocalDescription(answer)
+            else:
+                with host_addresses(addresses):
+                    await pc.setLocalDescription(answer)
+        except Exception as exc:
+            log.warning("session %s: answer could not be applied", self.id, exc_info=True)
+            raise OfferError(f"the answer to this offer could not be set up: {_describe(exc)}"
+                             ) from exc
         self._watchdog = asyncio.get_running_loop().create_task(
             self._close_if_not_connected(), name=f"hdx-session-{self.id}-watchdog")
         return str(pc.localDescription.sdp)
@@ -176,8 +181,18 @@ class ViewerSession:
             watchdog.cancel()
             await asyncio.wait([watchdog])
         self.track.stop()
-        await self._pc.close()
+        try:
+            await self._pc.close()
+        except Exception:  # a peer half-built from a rejected offer can fail to close
+            log.debug("session %s: peer close failed", self.id, exc_info=True)
         log.info("session %s closed (%d frames sent)", self.id, self.track.stats.frames_sent)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or repr(exc)
+    if isinstance(exc, RuntimeError) and isinstance(exc.__cause__, StopIteration):
+        text = "an SDP section is incomplete"
+    return f"{type(exc).__name__}: {text}"[:300]
 
 
 def _h264_preferences() -> list[Any]:

@@ -159,3 +159,39 @@ async def test_healthz_and_web_client_are_served() -> None:
                 async with http.get(server.url + "static/" + bad) as response:
                     assert response.status == 404, bad
         await asyncio.sleep(0)
+
+
+async def test_mangled_offers_never_cause_a_server_error() -> None:
+    """Every line of a real offer dropped in turn, plus seeded random corruptions: each answer
+    is a 200 or a 4xx with a reason, never a 5xx, and the server serves a real viewer after."""
+    import random
+
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video", direction="recvonly")
+    pc.createDataChannel("control")
+    with host_addresses(["127.0.0.1"]):
+        await pc.setLocalDescription(await pc.createOffer())
+    lines = pc.localDescription.sdp.split("\r\n")
+    await pc.close()
+    variants = ["\r\n".join(lines[:i] + lines[i + 1:]) for i in range(len(lines)) if lines[i]]
+    rng = random.Random(2026)
+    for _ in range(60):
+        mangled = list(lines)
+        i = rng.randrange(len(mangled))
+        if mangled[i]:
+            j = rng.randrange(len(mangled[i]))
+            junk = rng.choice(["x", "", "9999999999", "-1", ":", " ", "\x00", "é"])
+            mangled[i] = mangled[i][:j] + junk + mangled[i][j + 1:]
+        variants.append("\r\n".join(mangled))
+    async with running_server(SyntheticDesktop(320, 240, cine_seconds=0),
+                              connect_timeout_s=1.0) as server:
+        statuses = []
+        for sdp in variants:
+            status, body = await post(server.url, json.dumps({"type": "offer", "sdp": sdp})
+                                      .encode())
+            statuses.append(status)
+            assert status == 200 or (400 <= status < 500 and body["error"]), (status, body)
+        assert statuses.count(200) < len(statuses)  # the corruptions were noticed
+        await wait_for(lambda: not server.sessions, timeout_s=15)  # none connected: all freed
+        async with Viewer(server.url) as viewer:
+            await viewer.next_frame()

@@ -67,3 +67,26 @@ def test_coordinates_are_clamped_to_the_desktop() -> None:
 def test_pong_echoes_the_ping() -> None:
     assert json.loads(pong(Ping(3, 12.5), 99.0)) == {
         "t": "pong", "id": 3, "ts": 12.5, "server_ts": 99.0}
+
+
+def test_random_input_only_ever_parses_or_raises_protocol_error() -> None:
+    import random
+
+    rng = random.Random(7)
+    values: list[object] = [None, True, 0, -1, 2**60, 1.5, float("1e308"), "", "move", "x" * 40,
+                            [], {}, {"a": 1}]
+    keys = ["t", "a", "x", "y", "b", "dx", "dy", "key", "code", "down", "id", "ts", "zz"]
+    kinds = ["pointer", "wheel", "key", "ping", "hello", 3, None]
+    for _ in range(3000):
+        obj = {k: rng.choice(values) for k in rng.sample(keys, rng.randrange(len(keys)))}
+        if rng.random() < 0.8:
+            obj["t"] = rng.choice(kinds)
+        raw: str | bytes = json.dumps(obj)
+        if rng.random() < 0.2:
+            data = bytearray(raw.encode())
+            data[rng.randrange(len(data))] = rng.randrange(256)
+            raw = bytes(data)
+        try:
+            parse_control(raw, LIMIT)
+        except ProtocolError:
+            pass
