@@ -2,7 +2,8 @@
 
 ``GET /`` and ``GET /static/*`` serve the plain-ES-module client shipped in ``hdx/web``;
 ``POST /api/offer`` takes ``{"sdp": ..., "type": "offer"}`` and answers the same shape;
-``GET /healthz`` says the process is alive and what it runs.
+``GET /healthz`` says the process is alive and what it runs; ``GET /api/sessions`` lists the
+viewers with their video counters (no secrets: ids, states and numbers only).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def build_app(server: HdxServer) -> web.Application:
     app.router.add_get("/static/{name}", _static)
     app.router.add_post("/api/offer", _offer)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/api/sessions", _sessions)
     app.router.add_get("/favicon.ico", _no_content)
     return app
 
@@ -117,6 +119,11 @@ async def _read_offer(request: web.Request, max_bytes: int) -> str:
     if not isinstance(sdp, str) or not sdp.startswith("v=0"):
         raise OfferError("'sdp' must be an SDP session description starting with v=0")
     return sdp
+
+
+async def _sessions(request: web.Request) -> web.Response:
+    server = request.app[SERVER_KEY]
+    return web.json_response({"sessions": server.session_summaries()})
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -163,6 +163,29 @@ class HdxServer:
         """Inject an input event as if a viewer sent it (for embedding programs and tests)."""
         self.hub.handle_input(event)
 
+    def session_summaries(self) -> list[dict[str, Any]]:
+        """Per-viewer facts for ``/api/sessions``: state, video counters, bitrate, input."""
+        out = []
+        for session in self.sessions.values():
+            video = session.track.stats
+            out.append({
+                "id": session.id,
+                "state": session.connection_state,
+                "age_s": round(time.monotonic() - session.created, 1),
+                "encoder": session.track.encoder_name,
+                "frames_sent": video.frames_sent,
+                "frames_skipped": video.frames_skipped,
+                "bytes_sent": video.bytes_sent,
+                "keyframes": dict(video.keyframes),
+                "keyframe_requests": video.keyframe_requests,
+                "receiver_estimate_bps": video.remb_bps,
+                "target_bitrate_bps": video.target_bitrate_bps,
+                "last_encode_ms": round(video.last_encode_ms, 2),
+                "input_events": session.stats.input_events,
+                "malformed_messages": session.stats.malformed_messages,
+            })
+        return out
+
     def health(self) -> dict[str, Any]:
         """What ``/healthz`` reports."""
         width, height = self.source.size

@@ -53,6 +53,21 @@ def test_page_decodes_720p_cine_at_20_fps_or_more(browser_context: Any,
     h264 = [pt for pt, codec in answered.items() if codec.startswith("H264/")]
     assert h264 and all(offered[pt].startswith("H264/") for pt in h264)
     assert stats["payloadType"] in h264
+    # Chromium's bandwidth estimate (REMB) reaches hdx's encoder: /api/sessions shows it.
+    import json
+    import urllib.request
+
+    deadline = time.monotonic() + 20
+    while True:
+        with urllib.request.urlopen(cine_720p.url + "api/sessions", timeout=5) as response:
+            session = json.load(response)["sessions"][0]
+        if session["receiver_estimate_bps"] is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert session["receiver_estimate_bps"] is not None, session
+    assert session["target_bitrate_bps"] == max(500_000, min(session["receiver_estimate_bps"],
+                                                             8_000_000))
+    assert session["keyframes"].get("start") == 1 and session["frames_sent"] > 60
 
 
 def test_click_and_keys_from_the_page_change_the_next_frames(

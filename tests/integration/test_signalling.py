@@ -86,6 +86,11 @@ async def test_malformed_control_messages_are_counted_and_dropped() -> None:
         session = next(iter(server.sessions.values()))
         await wait_for(lambda: session.stats.input_events == 1 and session.stats.pings == 1)
         assert session.stats.malformed_messages == 5
+        async with aiohttp.ClientSession() as http, http.get(
+                server.url + "api/sessions") as response:
+            listed = (await response.json())["sessions"]
+        assert [(s["id"], s["malformed_messages"], s["input_events"]) for s in listed] == [
+            (session.id, 5, 1)]
         assert received[-1].x == 639 and received[-1].y == 0  # type: ignore[union-attr]
         await wait_for(lambda: any(m.get("t") == "pong" for m in viewer.report.messages))
         await viewer.next_frame()  # the session goes on
