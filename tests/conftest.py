@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
-import pytest
 
 from hdx.config import Config
 from hdx.server.server import HdxServer
@@ -46,9 +44,3 @@ async def wait_for(predicate: Any, timeout_s: float = 10.0, interval_s: float = 
             raise AssertionError(f"condition not met within {timeout_s} s")
         await asyncio.sleep(interval_s)
 
-
-@pytest.fixture(autouse=True)
-def _no_gpu_probe_noise() -> Iterator[None]:
-    # Tests that need NVML ask for it; keep CUDA libraries from printing on import elsewhere.
-    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-    yield
