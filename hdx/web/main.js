@@ -5,6 +5,7 @@ import { renderTrack } from './video.js';
 import { View } from './view.js';
 import { attachInput } from './input.js';
 import { Stats } from './status.js';
+import { LatencyEstimator } from './latency.js';
 
 const canvas = /** @type {HTMLCanvasElement} */ (document.getElementById('screen'));
 const viewport = document.getElementById('viewport');
@@ -12,6 +13,7 @@ const statusLine = document.getElementById('status');
 const view = new View(canvas, viewport, document.getElementById('scaled-warning'),
   /** @type {HTMLButtonElement} */ (document.getElementById('view-mode')));
 const stats = new Stats();
+let latency = new LatencyEstimator();
 /** @type {Set<(info: {width: number, height: number, canvas: HTMLCanvasElement}) => void>} */
 const frameListeners = new Set();
 let control = null;
@@ -28,11 +30,16 @@ function onControlMessage(msg) {
     stats.session = msg.session;
     stats.desktop = { width: msg.width, height: msg.height };
   } else if (msg.t === 'pong') {
-    stats.pong(msg);
+    const sample = stats.pong(msg);
+    if (sample) latency.clockSample(sample.sentMs, sample.rttMs, msg.server_ts);
+  } else if (msg.t === 'frame') {
+    latency.announce(msg);
   }
 }
 
-function onFrame(width, height) {
+function onFrame(width, height, rtpTimestamp) {
+  latency.drawn(rtpTimestamp, (performance.timeOrigin + performance.now()) / 1000);
+  stats.latencyMs = latency.medianMs;
   const resized = stats.desktop.width !== width || stats.desktop.height !== height;
   stats.desktop = { width, height };
   if (resized || stats.framesDrawn === 0) view.layout();
@@ -42,6 +49,7 @@ function onFrame(width, height) {
 
 /** Connect once; resolves when that connection has ended (failed, closed or never made). */
 async function runSession() {
+  latency = new LatencyEstimator(); // a new stream has a new RTP origin
   const peer = await connect(onControlMessage);
   control = peer.control;
   peerConnection = peer.pc;
@@ -115,6 +123,7 @@ window.hdx = {
       framesDrawn: stats.framesDrawn,
       fps: stats.fps,
       rttMs: stats.rttMs,
+      latencyMs: stats.latencyMs,
       mode: view.mode,
       scale: view.scale,
       scaled: view.scaled,

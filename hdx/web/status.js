@@ -9,6 +9,8 @@ export class Stats {
     this.desktop = { width: 0, height: 0 };
     this.framesDrawn = 0;
     this.rttMs = null;
+    /** Median glass-to-glass latency of recent frames (capture on the server -> drawn here). */
+    this.latencyMs = null;
     this.error = null;
     this.renderPath = null;
     this.reconnects = 0;
@@ -36,14 +38,16 @@ export class Stats {
     const id = this.nextPing++;
     this.pings.set(id, performance.now());
     if (this.pings.size > 16) this.pings.delete(this.pings.keys().next().value);
-    return { t: 'ping', id, ts: Date.now() };
+    return { t: 'ping', id, ts: performance.timeOrigin + performance.now() };
   }
 
+  /** Returns {sentMs, rttMs} (sentMs on the epoch clock) for clock-offset estimation. */
   pong(msg) {
     const sent = this.pings.get(msg.id);
-    if (sent === undefined) return;
+    if (sent === undefined) return null;
     this.pings.delete(msg.id);
     this.rttMs = performance.now() - sent;
+    return { sentMs: msg.ts, rttMs: this.rttMs };
   }
 
   /** One line for people. */
@@ -52,6 +56,7 @@ export class Stats {
     if (this.error) parts.push(this.error);
     if (this.encoder) parts.push(this.encoder);
     parts.push(`${this.fps} fps`);
+    if (this.latencyMs !== null) parts.push(`latency ${this.latencyMs.toFixed(0)} ms`);
     if (this.rttMs !== null) parts.push(`network rtt ${this.rttMs.toFixed(1)} ms`);
     if (this.desktop.width) parts.push(`${this.desktop.width}×${this.desktop.height}`);
     parts.push(view.scaled ? `scaled ${(view.scale * 100).toFixed(0)}%` : '1:1');

@@ -6,18 +6,19 @@
 /**
  * @param {MediaStreamTrack} track
  * @param {HTMLCanvasElement} canvas
- * @param {(width: number, height: number) => void} onFrame called after every drawn frame
+ * @param {(width: number, height: number, rtpTimestamp: number | undefined) => void} onFrame
+ *   called after every drawn frame, with the frame's RTP timestamp where the browser tells it
  * @returns {{path: string, stop: () => void}}
  */
 export function renderTrack(track, canvas, onFrame) {
   const ctx = canvas.getContext('2d', { alpha: false });
-  const draw = (source, width, height) => {
+  const draw = (source, width, height, rtpTimestamp) => {
     if (canvas.width !== width || canvas.height !== height) {
       canvas.width = width;
       canvas.height = height;
     }
     ctx.drawImage(source, 0, 0);
-    onFrame(width, height);
+    onFrame(width, height, rtpTimestamp);
   };
   if (typeof MediaStreamTrackProcessor === 'function') {
     return renderWithProcessor(track, draw);
@@ -35,7 +36,8 @@ function renderWithProcessor(track, draw) {
       const { value: frame, done } = await reader.read();
       if (done) break;
       try {
-        draw(frame, frame.displayWidth, frame.displayHeight);
+        const meta = typeof frame.metadata === 'function' ? frame.metadata() : {};
+        draw(frame, frame.displayWidth, frame.displayHeight, meta.rtpTimestamp);
       } finally {
         frame.close();
       }
@@ -50,9 +52,9 @@ function renderWithVideoElement(track, draw) {
   video.playsInline = true;
   video.srcObject = new MediaStream([track]);
   let running = true;
-  const onVideoFrame = () => {
+  const onVideoFrame = (_now, meta) => {
     if (!running) return;
-    draw(video, video.videoWidth, video.videoHeight);
+    draw(video, video.videoWidth, video.videoHeight, meta && meta.rtpTimestamp);
     video.requestVideoFrameCallback(onVideoFrame);
   };
   video.requestVideoFrameCallback(onVideoFrame);

@@ -2,8 +2,8 @@
 
 Messages are small JSON objects with a type field ``t`` (version 1; see docs/protocol.md).
 Client to server: ``pointer``, ``wheel``, ``key``, ``ping``. Server to client: ``hello``,
-``pong``. Anything malformed raises :class:`~hdx.errors.ProtocolError` with the reason; the
-session counts it and goes on.
+``pong``, ``frame``. Anything malformed raises :class:`~hdx.errors.ProtocolError` with the
+reason; the session counts it and goes on.
 """
 
 from __future__ import annotations
@@ -113,6 +113,13 @@ def hello(session_id: str, encoder: str, width: int, height: int) -> str:
     """The first server message on ``control``."""
     return json.dumps({"t": "hello", "v": PROTOCOL_VERSION, "session": session_id,
                        "encoder": encoder, "width": width, "height": height})
+
+
+def frame_sent(pts: int, captured_at: float, keyframe: bool, size: int) -> str:
+    """Announce a frame: the client pairs it with the decoded frame whose RTP timestamp is
+    ``origin + pts`` and so measures capture-to-display latency."""
+    return json.dumps({"t": "frame", "pts": pts, "ts": round(captured_at, 6),
+                       "key": keyframe, "bytes": size})
 
 
 def pong(ping: Ping, server_ts: float) -> str:

@@ -25,7 +25,7 @@ from hdx.video.selection import EncoderChoice
 from hdx.webrtc import control
 from hdx.webrtc.feedback import route_feedback
 from hdx.webrtc.ice import addresses_for_bind, filter_remote_candidates, host_addresses, is_loopback
-from hdx.webrtc.track import EncodedVideoTrack
+from hdx.webrtc.track import EncodedVideoTrack, SentFrame
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,7 @@ class ViewerSession:
             return
         self._control = channel
         channel.on("message", self._on_control_message)
+        self.track.on_sent = self._announce_frame
         width, height = self._hub.source.size
         channel.send(control.hello(self.id, self._choice.label, width, height))
 
@@ -152,6 +153,9 @@ class ViewerSession:
             self._hub.handle_input(control.clamp_to_desktop(message, width, height))
         except Exception:  # a source bug must not end the session
             log.exception("session %s: the source failed to handle %r", self.id, message)
+
+    def _announce_frame(self, frame: SentFrame) -> None:
+        self._send(control.frame_sent(frame.pts, frame.captured_at, frame.keyframe, frame.size))
 
     def _send(self, text: str) -> None:
         channel = self._control

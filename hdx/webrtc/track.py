@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,18 @@ from hdx.video.encoder import TIME_BASE, EncodedFrame, H264Encoder
 from hdx.video.selection import EncoderChoice
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SentFrame:
+    """What a client needs to time a frame it draws: its RTP time and when it was captured."""
+
+    pts: int
+    """RTP timestamp minus the stream's random origin (90 kHz)."""
+    captured_at: float
+    """Server wall-clock seconds at capture."""
+    keyframe: bool
+    size: int
 
 
 @dataclass(slots=True)
@@ -85,6 +98,9 @@ class EncodedVideoTrack(MediaStreamTrack):
         self._encoding = False
         self._settle_due = False
         self.stats = TrackStats(target_bitrate_bps=max_bitrate_bps)
+        self.on_sent: Callable[[SentFrame], None] | None = None
+        """Called on the event loop for every frame handed to aiortc (the session announces
+        it on the control channel so the client can measure glass-to-glass latency)."""
         hub.subscribe(self._wake)
 
     @property
@@ -125,6 +141,8 @@ class EncodedVideoTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         self._account(frame, encoded, keyframe_reason)
+        if self.on_sent is not None:
+            self.on_sent(SentFrame(pts, frame.captured_at, encoded.keyframe, encoded.size))
         return encoded.packet
 
     async def _next_frame(self) -> CapturedFrame:

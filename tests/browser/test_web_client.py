@@ -43,6 +43,9 @@ def test_page_decodes_720p_cine_at_20_fps_or_more(browser_context: Any,
     assert fps >= 20, f"decoded {fps:.1f} fps"
     assert (end["width"], end["height"]) == (1280, 720)
     assert end["encoder"] == "x264" and end["scaled"] is False
+    # The page measures its own glass-to-glass latency (server capture -> drawn here).
+    assert end["latencyMs"] is not None and 0 < end["latencyMs"] < 1000, end
+    assert "latency" in page.locator("#status").inner_text()
     stats = page.evaluate("window.hdx.receiverStats()")
     assert stats["codec"] == "video/H264", stats
     assert stats["framesDecoded"] >= 60
