@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -43,7 +44,10 @@ class ViewerReport:
     keyframes: int = 0
     ended_idle: bool = False
     """True when the run ended because the desktop stopped changing."""
-    messages: list[dict[str, Any]] = field(default_factory=list)
+    frames_announced: int = 0
+    """``frame`` announcements received on the control channel (one per frame sent)."""
+    messages: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100))
+    """The newest other control messages (hello, pong), bounded for long runs."""
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready summary (no pixels)."""
@@ -126,6 +130,9 @@ class Viewer:
         except ValueError:
             return
         if isinstance(message, dict):
+            if message.get("t") == "frame":
+                self.report.frames_announced += 1
+                return
             self.report.messages.append(message)
             if message.get("t") == "hello":
                 self.report.encoder = message.get("encoder")

@@ -34,6 +34,9 @@ async def test_received_frames_match_the_synthetic_desktop() -> None:
         assert session.track.stats.frames_sent == report.frames + 1
         quality = psnr(viewer.last_frame, latest.pixels[..., :3])
         assert quality >= 35.0, f"PSNR {quality:.1f} dB"
+        # Every frame handed to the video track was announced on the control channel.
+        sent = session.track.stats.frames_sent
+        await wait_for(lambda: viewer.report.frames_announced == sent)
 
 
 async def test_static_desktop_sends_nothing() -> None:
