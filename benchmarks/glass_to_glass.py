@@ -30,7 +30,9 @@ from typing import Any
 
 import av
 import numpy as np
-from _report import RESULTS, machine_info, write_report
+from _report import REPO, RESULTS, machine_info, write_report
+
+sys.path.insert(0, str(REPO))  # for the Chromium flags the browser tests use too
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, VideoStreamTrack
 
@@ -40,17 +42,12 @@ from hdx.sources.base import Frame, InputEvent
 from hdx.sources.synthetic import SyntheticDesktop
 from hdx.video.selection import EncoderChoice
 from hdx.webrtc.ice import filter_remote_candidates, host_addresses, is_loopback
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 
 PIPELINES = ("hdx", "naive", "naive-h264")
 CELL = 16
 ID_BITS = 20
 CHECK_BITS = 4
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
 
 # Reads the strip from a 2D context; shared by both pages so decoding is identical.
 READ_MARKER_JS = f"""
@@ -353,7 +350,7 @@ async def main() -> None:
                 print(f"[g2g] round {round_no + 1}/{args.rounds}: {name} "
                       f"({args.seconds:.0f} s)...", file=sys.stderr, flush=True)
                 context = await p.chromium.launch_persistent_context(
-                    f"/tmp/hdx-g2g-{name}-{round_no}", executable_path="/usr/bin/chromium",
+                    f"/tmp/hdx-g2g-{name}-{round_no}", executable_path=CHROMIUM,
                     headless=True, args=CHROMIUM_ARGS,
                     viewport={"width": width, "height": height + 40})
                 try:
