@@ -1,4 +1,4 @@
-"""The ``hdx`` command: ``serve``, ``doctor`` and ``client``."""
+"""The ``hdx`` command: ``serve``, ``doctor``, ``client`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--height", type=int, help="canvas height (synthetic default 1080)")
     serve.add_argument("--cine-seconds", type=float,
                        help="synthetic demo: seconds of cine paging (default 4; <0 forever)")
+    serve.add_argument("--lossless", choices=["on", "off"],
+                       help="refine still regions to exact pixels (default on)")
+    serve.add_argument("--lossless-quiet-ms", type=int, metavar="MS",
+                       help="quiet time before a tile refines (default 150)")
+    serve.add_argument("--lossless-budget", type=int, dest="lossless_budget_kbps",
+                       metavar="KBPS", help="refinement ceiling while video moves "
+                       "(default 16000 kbit/s)")
     serve.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ...")
     serve.add_argument("--log-format", choices=["text", "json"], help="log format")
     serve.add_argument("--config", type=Path, help="TOML settings file (also HDX_CONFIG)")
@@ -50,9 +57,18 @@ def _parser() -> argparse.ArgumentParser:
     client.add_argument("url", help="server URL, e.g. http://127.0.0.1:8080/")
     client.add_argument("--frames", type=int, default=60, help="frames to receive (default 60)")
     client.add_argument("--timeout", type=float, default=15.0,
-                        help="seconds to wait for a connection or a frame (default 15)")
-    client.add_argument("--save", type=Path, help="write the last decoded frame as PNG")
+                        help="seconds to wait for a connection or a frame, or with "
+                        "--until-lossless for everything to be verified (default 15)")
+    client.add_argument("--until-lossless", action="store_true",
+                        help="compose video and lossless tiles until the server has verified "
+                        "every pixel; exit 0 only then (1 if not within --timeout)")
+    client.add_argument("--save", type=Path, help="write what the client shows as PNG "
+                        "(16-bit grey when the desktop's samples exceed 8 bits)")
     client.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    from hdx.bench.cli import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
@@ -64,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "doctor":
             return _doctor(args)
+        if args.command == "bench":
+            from hdx.bench.cli import run_bench
+
+            return run_bench(args)
         return _client(args)
     except HdxError as exc:
         print(f"hdx: error: {exc}", file=sys.stderr)
@@ -77,7 +97,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     flags = {name: getattr(args, name) for name in (
         "source", "host", "port", "encoder", "fps", "bitrate_kbps", "width", "height",
-        "cine_seconds", "log_level", "log_format")}
+        "cine_seconds", "lossless", "lossless_quiet_ms", "lossless_budget_kbps", "log_level",
+        "log_format")}
     config = load_config(flags, config_file=args.config)
     configure_logging(config.log_level, config.log_format)
     asyncio.run(_serve_until_signalled(config))
@@ -111,8 +132,15 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> int:
+    from hdx.client.viewer import NotLossless
+
     logging.basicConfig(level=logging.WARNING)
-    report = asyncio.run(_run_client(args.url, args.frames, args.timeout, args.save))
+    try:
+        report = asyncio.run(_run_client(args.url, args.frames, args.timeout, args.save,
+                                         args.until_lossless))
+    except NotLossless as exc:
+        print(f"hdx: not lossless: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -120,20 +148,31 @@ def _client(args: argparse.Namespace) -> int:
         print(f"{report['frames']} frames from {report['url']} "
               f"({report['width']}x{report['height']}, encoder {report['encoder']}); "
               f"first frame after {first * 1000:.0f} ms; {report['fps']:.1f} fps")
+        if report["lossless"]:
+            print(f"LOSSLESS: every pixel verified after {report['time_to_lossless_s']:.2f} s "
+                  f"({report['tiles_received']} tiles, {report['tile_bytes']} bytes)")
         if args.save:
-            print(f"last frame saved to {args.save}")
+            depth = "16-bit grey" if report["bits"] > 8 else "RGB"
+            print(f"{'exact' if report['lossless'] else 'shown'} framebuffer saved to "
+                  f"{args.save} ({depth})")
     return 0
 
 
-async def _run_client(url: str, frames: int, wait_s: float, save: Path | None) -> dict[str, Any]:
+async def _run_client(url: str, frames: int, wait_s: float, save: Path | None,
+                      until_lossless: bool) -> dict[str, Any]:
     import cv2
 
     from hdx.client.viewer import ClientError, Viewer
 
     async with Viewer(url, connect_timeout_s=wait_s) as viewer:
-        await viewer.receive(frames, timeout_s=wait_s)
-        if save is not None and viewer.last_frame is not None:
-            if not cv2.imwrite(str(save), viewer.last_frame):
+        if until_lossless:
+            await viewer.until_lossless(wait_s)
+        else:
+            await viewer.receive(frames, timeout_s=wait_s)
+        if save is not None:
+            shown = viewer.framebuffer()
+            image = shown if shown.ndim == 2 else shown[..., ::-1]  # OpenCV writes BGR
+            if not cv2.imwrite(str(save), image):
                 raise ClientError(f"could not write {save}")
         return viewer.report.as_json()
 

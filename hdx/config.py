@@ -55,6 +55,17 @@ class Config:
     ``host`` is a loopback address, otherwise every non-loopback interface."""
     connect_timeout_s: float = 20.0
     """A peer that has not connected after this many seconds is closed and freed."""
+    lossless: bool = True
+    """Refine still regions to exact pixels over the ``tiles`` channel (build to lossless)."""
+    lossless_quiet_ms: int = 150
+    """A tile refines once it has not changed for this long (doubled while the tiles channel
+    is backed up)."""
+    lossless_budget_kbps: int = 16000
+    """Ceiling for refinement bytes while video is moving, so tiles never starve interactive
+    video (CPU and network); with nothing moving, flow control alone paces them."""
+    lossless_buffer_kb: int = 256
+    """Tile bytes allowed queued in the data channel before the sender waits (flow control);
+    small keeps control messages (frame announcements, acks) prompt."""
     log_level: str = "INFO"
     """Python logging level name."""
     log_format: LogFormat = "text"
@@ -81,6 +92,12 @@ class Config:
                self.max_offer_bytes)
         _check(self.max_control_message_bytes >= 256, "max_control_message_bytes",
                "must be >= 256", self.max_control_message_bytes)
+        _check(10 <= self.lossless_quiet_ms <= 60000, "lossless_quiet_ms", "must be 10..60000",
+               self.lossless_quiet_ms)
+        _check(self.lossless_budget_kbps >= 100, "lossless_budget_kbps", "must be >= 100",
+               self.lossless_budget_kbps)
+        _check(16 <= self.lossless_buffer_kb <= 65536, "lossless_buffer_kb",
+               "must be 16..65536", self.lossless_buffer_kb)
         _check(self.connect_timeout_s > 0, "connect_timeout_s", "must be positive",
                self.connect_timeout_s)
 
@@ -115,6 +132,8 @@ def _coerce(name: str, raw: object, origin: str) -> object:
             return None if raw in (None, "", "none") else int(cast(Any, raw))
         if kind == "float":
             return float(cast(Any, raw))
+        if kind == "bool":
+            return _boolean(raw)
         if kind == "tuple[str, ...]":
             items = raw.split(",") if isinstance(raw, str) else list(cast(Any, raw))
             return tuple(str(i).strip() for i in items if str(i).strip())
@@ -123,6 +142,17 @@ def _coerce(name: str, raw: object, origin: str) -> object:
         return str(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {name!r} from {origin}: cannot read {raw!r} ({exc})") from exc
+
+
+def _boolean(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true/false, yes/no, on/off or 1/0")
 
 
 def _from_mapping(values: Mapping[str, object], origin: str) -> dict[str, object]:

@@ -1,7 +1,9 @@
 """A headless Python viewer that connects exactly like the browser does (aiortc, loopback-aware).
 
-Used by ``hdx client`` and by the integration tests: it offers a receive-only video transceiver
-and a ``control`` data channel, posts the offer to ``/api/offer``, and collects decoded frames.
+Used by ``hdx client`` and by the integration tests: it offers a receive-only video transceiver,
+a ``control`` and a ``tiles`` data channel, posts the offer to ``/api/offer``, collects decoded
+frames and composes them with lossless tiles (:mod:`hdx.client.compositor`), acking each tile
+with the hash of what it holds.
 """
 
 from __future__ import annotations
@@ -20,12 +22,20 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from hdx.errors import HdxError
+from hdx.client.compositor import Compositor
+from hdx.errors import HdxError, ProtocolError
+from hdx.lossless.protocol import Reassembler, unpack_dirty
 from hdx.webrtc.ice import host_addresses, is_loopback
+
+_U32 = 0xFFFFFFFF
 
 
 class ClientError(HdxError, RuntimeError):
     """The viewer could not connect or received no frames; the message says why."""
+
+
+class NotLossless(ClientError):
+    """Connected, but not every pixel was verified exact in the time allowed."""
 
 
 @dataclass(slots=True)
@@ -48,12 +58,22 @@ class ViewerReport:
     """``frame`` announcements received on the control channel (one per frame sent)."""
     messages: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100))
     """The newest other control messages (hello, pong), bounded for long runs."""
+    bits: int = 8
+    """Depth of the desktop's exact samples (16 for a 16-bit grey source)."""
+    lossless: bool = False
+    """Every tile was verified exact by the server when the run ended."""
+    time_to_lossless_s: float | None = None
+    """From starting to connect until every tile was verified (``until_lossless`` runs)."""
+    tiles_received: int = 0
+    tile_bytes: int = 0
+    malformed_tiles: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready summary (no pixels)."""
         return {k: getattr(self, k) for k in
                 ("url", "frames", "first_frame_s", "duration_s", "fps", "width", "height",
-                 "encoder", "keyframes", "ended_idle")}
+                 "encoder", "keyframes", "ended_idle", "bits", "lossless",
+                 "time_to_lossless_s", "tiles_received", "tile_bytes", "malformed_tiles")}
 
 
 class Viewer:
@@ -72,6 +92,13 @@ class Viewer:
         self._hello = asyncio.Event()
         self._started = 0.0
         self._first_at = 0.0
+        self.compositor: Compositor | None = None
+        """Video plus lossless tiles, created when the server's hello arrives."""
+        self.tiles: Any = None
+        self._reassembler = Reassembler()
+        self._origin: int | None = None
+        self._announced = asyncio.Event()
+        self._refresh_asked = 0.0
 
     async def __aenter__(self) -> Viewer:
         await self.connect()
@@ -86,6 +113,8 @@ class Viewer:
         self.pc.addTransceiver("video", direction="recvonly")
         self.control = self.pc.createDataChannel("control", ordered=True)
         self.control.on("message", self._on_message)
+        self.tiles = self.pc.createDataChannel("tiles", ordered=True)
+        self.tiles.on("message", self._on_tile_message)
 
         @self.pc.on("track")
         def on_track(track: Any) -> None:
@@ -129,14 +158,64 @@ class Viewer:
             message = json.loads(data)
         except ValueError:
             return
-        if isinstance(message, dict):
-            if message.get("t") == "frame":
+        if not isinstance(message, dict):
+            return
+        kind = message.get("t")
+        try:
+            if kind == "frame":
                 self.report.frames_announced += 1
+                self._on_frame_announced(message)
+                self._announced.set()
                 return
-            self.report.messages.append(message)
-            if message.get("t") == "hello":
-                self.report.encoder = message.get("encoder")
-                self._hello.set()
+            if kind == "verified":
+                if self.compositor is not None:
+                    self.compositor.confirm(int(message["id"]), int(message["tiles"]))
+                return
+            if kind == "origin":
+                self._origin = int(message["origin"]) & _U32
+                if self.compositor is not None:
+                    self.compositor.set_origin(self._origin)
+                self._announced.set()
+        except (KeyError, TypeError, ValueError, ProtocolError):
+            self.report.malformed_tiles += 1
+            return
+        self.report.messages.append(message)
+        if kind == "hello":
+            self.report.encoder = message.get("encoder")
+            if message.get("lossless"):
+                bits = int(message.get("bits", 8))
+                self.report.bits = bits
+                self.compositor = Compositor(int(message["width"]), int(message["height"]),
+                                             bits, int(message.get("tile", 64)))
+                if self._origin is not None:
+                    self.compositor.set_origin(self._origin)
+                self.control.send(json.dumps({"t": "caps", "formats": ["jxl", "png", "jls"]}))
+            self._hello.set()
+
+    def _on_frame_announced(self, message: dict[str, Any]) -> None:
+        compositor = self.compositor
+        if compositor is None:
+            return
+        dirty = None
+        if "dirty" in message:
+            dirty = unpack_dirty(str(message["dirty"]), int(message["rows"]),
+                                 int(message["cols"]))
+        compositor.announce(int(message["pts"]), dirty)
+
+    def _on_tile_message(self, data: str | bytes) -> None:
+        compositor = self.compositor
+        try:
+            tile = self._reassembler.add(data if isinstance(data, bytes) else data.encode())
+        except ProtocolError:
+            self.report.malformed_tiles += 1
+            return
+        if tile is None or compositor is None:
+            return
+        self.report.tiles_received += 1
+        self.report.tile_bytes += len(tile.payload)
+        reply = compositor.add_tile(tile)
+        if self.control is not None and self.control.readyState == "open":
+            self.control.send(json.dumps(reply))
 
     def send(self, message: dict[str, Any]) -> None:
         """Send one control message (input events, pings) once the channel is open."""
@@ -168,6 +247,11 @@ class Viewer:
         report.keyframes += int(bool(getattr(frame, "key_frame", False)))
         image: np.ndarray = np.asarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8)
         report.height, report.width = image.shape[:2]
+        if self.compositor is not None:
+            rtp = self._rtp_timestamp(frame.pts)
+            await self._await_announcement(rtp, 0.25)
+            if self.compositor.show_video(rtp, image[..., ::-1]) is None:
+                self._ask_for_refresh()
         report.duration_s = now - self._first_at
         if report.frames > 1 and report.duration_s > 0:
             report.fps = (report.frames - 1) / report.duration_s
@@ -192,6 +276,76 @@ class Viewer:
                 self.report.ended_idle = True
                 break
         return self.report
+
+    def _ask_for_refresh(self) -> None:
+        # Without an identified frame on screen no tile can be drawn; a still desktop sends no
+        # new frames by itself, so ask for the picture again (at most twice a second).
+        now = time.monotonic()
+        if now - self._refresh_asked >= 0.5 and self.control is not None \
+                and self.control.readyState == "open":
+            self._refresh_asked = now
+            self.control.send(json.dumps({"t": "refresh"}))
+
+    async def _await_announcement(self, rtp: int, timeout_s: float) -> None:
+        # The frame's announcement travels on another channel: give it a moment.
+        deadline = time.monotonic() + timeout_s
+        while self.compositor is not None and not self.compositor.is_announced(rtp):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._announced.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._announced.wait(), left)
+
+    def _rtp_timestamp(self, pts: int) -> int:
+        # aiortc's receiver hands out RTP time minus the first timestamp it received; add
+        # that back (the server's origin is in absolute RTP time).
+        receivers = self.pc.getReceivers()
+        mapper = getattr(receivers[0], "_RTCRtpReceiver__timestamp_mapper", None) \
+            if receivers else None
+        first = getattr(mapper, "_origin", None)
+        return (pts + (first if isinstance(first, int) else 0)) & _U32
+
+    async def until_lossless(self, timeout_s: float = 30.0) -> ViewerReport:
+        """Keep receiving until the server has verified every tile exact (``report.lossless``);
+        raises ClientError if that has not happened within ``timeout_s``."""
+        if self.compositor is None:
+            await self.wait_control_open(timeout_s)
+        if self.compositor is None:
+            raise ClientError("the server does not refine to lossless (started with "
+                              "--lossless off?)")
+        started = time.monotonic()
+        pump = asyncio.ensure_future(self._pump())
+        try:
+            while not self.compositor.lossless:
+                if pump.done():
+                    pump.result()
+                    raise ClientError("the video track ended before lossless")
+                if time.monotonic() - started > timeout_s:
+                    raise NotLossless(
+                        f"not lossless after {timeout_s:.0f} s: "
+                        f"{self.compositor.coverage:.0%} of tiles verified")
+                await asyncio.sleep(0.01)
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ClientError):
+                await pump
+        self.report.lossless = True
+        if self.report.first_frame_s is not None:
+            self.report.time_to_lossless_s = time.monotonic() - self._started
+        return self.report
+
+    async def _pump(self) -> None:
+        while True:
+            await self.next_frame(timeout_s=3600)
+
+    def framebuffer(self) -> np.ndarray:
+        """What this viewer shows: RGB uint8 (or uint16 grey for a 16-bit desktop)."""
+        if self.compositor is not None:
+            return self.compositor.framebuffer()
+        if self.last_frame is None:
+            raise ClientError("no frame received yet")
+        return np.ascontiguousarray(self.last_frame[..., ::-1])
 
     async def close(self) -> None:
         """Close the peer connection (the server frees the session)."""

@@ -28,6 +28,9 @@ from hdx.sources.base import Frame, FrameSource, InputEvent
 
 log = logging.getLogger(__name__)
 TILE = 64
+_HISTORY = 256
+"""Change maps remembered per published frame, so a viewer that skipped frames can still learn
+everything that changed since the last frame it sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,9 @@ class CapturedFrame:
     """Wall-clock time (``time.time()``), comparable with the browser's clock on one host."""
     captured_mono: float
     """``time.monotonic()`` at capture, for durations and RTP timestamps."""
+    samples16: npt.NDArray[np.uint16] | None = None
+    """Exact 16-bit grey samples of the whole frame, for sources deeper than the 8-bit video
+    (``pixels`` then shows their high byte); ``None`` for 8-bit sources."""
 
     @property
     def size(self) -> tuple[int, int]:
@@ -76,6 +82,7 @@ class CaptureHub:
         self._task: asyncio.Task[None] | None = None
         self._poke = asyncio.Event()
         self._prev_pixels: Frame | None = None
+        self._history: dict[int, npt.NDArray[np.bool_]] = {}
         self._closed = False
 
     # -- subscribers --------------------------------------------------------------------------
@@ -99,6 +106,26 @@ class CaptureHub:
     def subscriber_count(self) -> int:
         """How many viewers share this capture."""
         return len(self._subscribers)
+
+    def changes_between(self, after_seq: int, frame: CapturedFrame) -> npt.NDArray[np.bool_]:
+        """Tiles changed in any frame published after ``after_seq`` up to ``frame``.
+
+        Everything counts as changed when the history no longer reaches back that far, when
+        the size changed in between, or when ``after_seq`` is negative (nothing sent yet).
+        """
+        if after_seq == frame.seq:
+            return np.zeros_like(frame.changed_tiles)
+        union = np.zeros_like(frame.changed_tiles)
+        if after_seq < 0 or frame.seq - after_seq > _HISTORY:
+            union[:] = True
+            return union
+        for seq in range(after_seq + 1, frame.seq + 1):
+            changed = self._history.get(seq)
+            if changed is None or changed.shape != union.shape:
+                union[:] = True
+                return union
+            union |= changed
+        return union
 
     def handle_input(self, event: InputEvent) -> None:
         """Forward input to the source and capture again at once (input-to-photon latency)."""
@@ -156,10 +183,14 @@ class CaptureHub:
             self.stats.unchanged_compared += 1
             return None
         seq = self.latest.seq + 1 if self.latest is not None else 0
-        return CapturedFrame(seq, pixels, changed, time.time(), time.monotonic())
+        exact = getattr(self.source, "exact_samples", None)
+        samples16 = exact() if callable(exact) else None
+        return CapturedFrame(seq, pixels, changed, time.time(), time.monotonic(), samples16)
 
     def _publish(self, frame: CapturedFrame) -> None:
         self.latest = frame
+        self._history[frame.seq] = frame.changed_tiles
+        self._history.pop(frame.seq - _HISTORY, None)
         self.stats.published += 1
         self.stats.changed_tiles_total += int(frame.changed_tiles.sum())
         for wake in self._subscribers:

@@ -51,6 +51,9 @@ class HdxServer:
         self.started_at = time.monotonic()
         self._executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
                                             thread_name_prefix="hdx-encode")
+        # One thread for every viewer's lossless tiles: refinement never takes more than a
+        # core from capture and video.
+        self._refine_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hdx-refine")
         self._runner: web.AppRunner | None = None
         self._closing_tasks: set[asyncio.Task[None]] = set()
         self._port: int | None = None
@@ -125,6 +128,7 @@ class HdxServer:
             self._runner = None
         await self.hub.close()
         self._executor.shutdown(wait=True)
+        self._refine_executor.shutdown(wait=True)
 
     async def __aenter__(self) -> HdxServer:
         await self.start()
@@ -140,7 +144,8 @@ class HdxServer:
             raise OfferError("the server is still starting", status=503)
         session_id = secrets.token_hex(8)
         session = ViewerSession(session_id, self.hub, self.encoder, self.config, self._executor,
-                                on_closed=self._session_ended)
+                                on_closed=self._session_ended,
+                                refine_executor=self._refine_executor)
         self.sessions[session_id] = session
         try:
             answer = await session.answer(offer_sdp)
@@ -183,6 +188,8 @@ class HdxServer:
                 "last_encode_ms": round(video.last_encode_ms, 2),
                 "input_events": session.stats.input_events,
                 "malformed_messages": session.stats.malformed_messages,
+                "lossless": (session.refiner.summary() if session.refiner is not None
+                             else None),
             })
         return out
 

@@ -8,6 +8,9 @@ Invariants every source keeps:
   change detection entirely, which is what makes an idle desktop cost near-zero CPU.
 - ``next_frame()`` runs on the capture thread; ``handle_input()`` runs on the event loop. Sources
   that share state between the two protect it with a lock.
+- Optional: a source whose pixels are deeper than 8 bits (a 16-bit grey image) also has
+  ``exact_samples() -> uint16 (height, width) | None``, called on the capture thread right after
+  ``next_frame()``; lossless tiles then carry those samples and the video shows the high byte.
 """
 
 from __future__ import annotations

@@ -84,6 +84,13 @@ class ImageSource:
             cw, ch = min(w, iw), min(h, ih)
             frame[:ch, :cw] = bgra[:ch, :cw]
         self._frame: Frame = frame
+        self._exact: npt.NDArray[np.uint16] | None = None
+        if self.samples16 is not None:
+            plane = np.full((h, w), BACKGROUND[0] << 8, np.uint16)
+            cw, ch = min(w, iw), min(h, ih)
+            plane[:ch, :cw] = self.samples16[:ch, :cw]
+            plane.setflags(write=False)
+            self._exact = plane
         self._size = (w, h)
         self.image_size = (iw, ih)
         """``(width, height)`` of the image file itself."""
@@ -96,6 +103,11 @@ class ImageSource:
     def next_frame(self) -> Frame:
         """The canvas; always the same array object."""
         return self._frame
+
+    def exact_samples(self) -> npt.NDArray[np.uint16] | None:
+        """For a 16-bit grey file, the canvas as 16-bit samples (the background is the 8-bit
+        background shifted up, so its high byte matches ``next_frame()``); otherwise None."""
+        return self._exact
 
     def handle_input(self, event: InputEvent) -> None:
         """Ignored: a still image does not react."""

@@ -6,6 +6,8 @@ import { View } from './view.js';
 import { attachInput } from './input.js';
 import { Stats } from './status.js';
 import { LatencyEstimator } from './latency.js';
+import { Compositor, decodableFormats } from './compositor.js';
+import { LosslessIndicator } from './indicator.js';
 
 const canvas = /** @type {HTMLCanvasElement} */ (document.getElementById('screen'));
 const viewport = document.getElementById('viewport');
@@ -13,6 +15,18 @@ const statusLine = document.getElementById('status');
 const view = new View(canvas, viewport, document.getElementById('scaled-warning'),
   /** @type {HTMLButtonElement} */ (document.getElementById('view-mode')));
 const stats = new Stats();
+const compositor = new Compositor(canvas, /** @type {HTMLCanvasElement} */ (document.getElementById('tint')),
+  (msg) => send(msg));
+compositor.view = view;
+const indicator = new LosslessIndicator(document.getElementById('lossless'));
+compositor.onStateChange = (state) => indicator.show(state);
+const tintToggle = document.getElementById('tint-toggle');
+tintToggle.addEventListener('click', () => {
+  const on = tintToggle.getAttribute('aria-pressed') !== 'true';
+  tintToggle.setAttribute('aria-pressed', String(on));
+  compositor.setDebugTint(on);
+});
+const formats = decodableFormats();
 let latency = new LatencyEstimator();
 /** @type {Set<(info: {width: number, height: number, canvas: HTMLCanvasElement}) => void>} */
 const frameListeners = new Set();
@@ -29,12 +43,24 @@ function onControlMessage(msg) {
     stats.encoder = msg.encoder;
     stats.session = msg.session;
     stats.desktop = { width: msg.width, height: msg.height };
+    compositor.configure(msg);
+    if (msg.lossless) formats.then((names) => send({ t: 'caps', formats: names }));
   } else if (msg.t === 'pong') {
     const sample = stats.pong(msg);
     if (sample) latency.clockSample(sample.sentMs, sample.rttMs, msg.server_ts);
   } else if (msg.t === 'frame') {
+    compositor.announce(msg);
     latency.announce(msg);
+  } else if (msg.t === 'origin') {
+    compositor.setOrigin(msg.origin);
+  } else if (msg.t === 'verified') {
+    compositor.confirm(msg.id, msg.tiles);
   }
+}
+
+async function present(source, width, height, rtpTimestamp, canHold) {
+  await compositor.present(source, width, height, rtpTimestamp, canHold);
+  onFrame(width, height, rtpTimestamp);
 }
 
 function onFrame(width, height, rtpTimestamp) {
@@ -50,7 +76,7 @@ function onFrame(width, height, rtpTimestamp) {
 /** Connect once; resolves when that connection has ended (failed, closed or never made). */
 async function runSession() {
   latency = new LatencyEstimator(); // a new stream has a new RTP origin
-  const peer = await connect(onControlMessage);
+  const peer = await connect(onControlMessage, (data) => compositor.onTileMessage(data));
   control = peer.control;
   peerConnection = peer.pc;
   stats.session = peer.session;
@@ -61,7 +87,7 @@ async function runSession() {
       if (['failed', 'closed'].includes(peer.pc.connectionState)) resolve();
     });
   });
-  const renderer = renderTrack(await peer.track, canvas, onFrame);
+  const renderer = renderTrack(await peer.track, present);
   stats.renderPath = renderer.path;
   const pinger = setInterval(() => send(stats.ping()), 1000);
   await ended;
@@ -100,7 +126,24 @@ window.addEventListener('pagehide', () => {
   if (peerConnection) peerConnection.close();
 });
 
-setInterval(() => { statusLine.textContent = stats.line(view); }, 250);
+setInterval(() => {
+  statusLine.textContent = stats.line(view);
+  compositor.refreshState(view); // the view may have scrolled or scaled
+}, 100);
+
+function losslessStatus() {
+  const s = compositor.refreshState(view);
+  return {
+    lossless: s.lossless,
+    losslessReason: s.reason,
+    verified: s.verified,
+    tiles: s.tiles,
+    coverage: s.coverage,
+    timeToLosslessMs: s.timeToLosslessMs,
+    bits: s.bits,
+    tileCounters: s.counters,
+  };
+}
 
 function toBase64(bytes) {
   let text = '';
@@ -131,8 +174,23 @@ window.hdx = {
       renderPath: stats.renderPath,
       reconnects: stats.reconnects,
       error: stats.error,
+      ...losslessStatus(),
     };
   },
+  /** Exact 16-bit samples shown, for a 16-bit desktop: {width, height, data: Uint16Array}. */
+  snapshot16() { return compositor.snapshot16(); },
+  /** snapshot16() with the samples as base64 of little-endian bytes. */
+  snapshot16Base64() {
+    const shot = compositor.snapshot16();
+    if (!shot) return null;
+    return { width: shot.width, height: shot.height, samples: toBase64(new Uint8Array(shot.data.buffer)) };
+  },
+  /** Per-tile overlay state: {shownPts, rows, cols, tile, overlayBase[], verified[], pending}. */
+  tileState() { return compositor.tileState(); },
+  /** Tint tiles that are not verified lossless (red: video only; amber: drawn, unverified). */
+  setDebugTint(on) { compositor.setDebugTint(on); },
+  /** 16-bit display window in sample units; no arguments restores the full range. */
+  setWindowLevel(center, width) { compositor.setWindowLevel(center, width); },
   /** Exact RGBA of what the screen canvas shows: {width, height, data: Uint8ClampedArray}. */
   snapshot() {
     const ctx = canvas.getContext('2d');

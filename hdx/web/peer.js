@@ -1,17 +1,19 @@
-// The peer connection: a receive-only H.264 video transceiver and the `control` data channel.
+// The peer connection: a receive-only H.264 video transceiver, the `control` data channel and
+// the `tiles` channel that carries lossless refinement (binary, reliable, ordered).
 import { iceGatheringDone, postOffer } from './signalling.js';
 
 /**
- * @typedef {{pc: RTCPeerConnection, control: RTCDataChannel, track: Promise<MediaStreamTrack>,
- *            session: string}} Peer
+ * @typedef {{pc: RTCPeerConnection, control: RTCDataChannel, tiles: RTCDataChannel,
+ *            track: Promise<MediaStreamTrack>, session: string}} Peer
  */
 
 /**
  * Connect to the hdx server this page came from.
  * @param {(msg: any) => void} onControlMessage
+ * @param {(data: ArrayBuffer) => void} onTileMessage
  * @returns {Promise<Peer>}
  */
-export async function connect(onControlMessage) {
+export async function connect(onControlMessage, onTileMessage) {
   const pc = new RTCPeerConnection({ iceServers: [] });
   const transceiver = pc.addTransceiver('video', { direction: 'recvonly' });
   preferH264(transceiver);
@@ -19,6 +21,9 @@ export async function connect(onControlMessage) {
   control.onmessage = (event) => {
     try { onControlMessage(JSON.parse(event.data)); } catch (err) { console.warn('hdx: bad control message', err); }
   };
+  const tiles = pc.createDataChannel('tiles', { ordered: true });
+  tiles.binaryType = 'arraybuffer';
+  tiles.onmessage = (event) => onTileMessage(event.data);
   const track = new Promise((resolve) => {
     pc.ontrack = (event) => {
       lowLatency(event.receiver);
@@ -29,7 +34,7 @@ export async function connect(onControlMessage) {
   await iceGatheringDone(pc);
   const answer = await postOffer(pc.localDescription);
   await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
-  return { pc, control, track, session: answer.session };
+  return { pc, control, tiles, track, session: answer.session };
 }
 
 /** hdx sends H.264 only; say so up front so the offer is small and the answer unambiguous. */

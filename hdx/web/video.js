@@ -1,32 +1,25 @@
-// Draw decoded video frames onto the screen canvas, exactly, as soon as they are decoded.
+// Hand decoded video frames to the compositor, as soon as they are decoded.
 //
-// Preferred path: MediaStreamTrackProcessor hands us each decoded VideoFrame; we draw it at
-// (0, 0) unscaled. Fallback: a hidden <video> and requestVideoFrameCallback.
+// Preferred path: MediaStreamTrackProcessor hands us each decoded VideoFrame, which we keep
+// open until the compositor has drawn it (it may wait briefly for the frame's announcement).
+// Fallback: a hidden <video> and requestVideoFrameCallback (frames cannot be held there, so
+// an unannounced frame drops the lossless overlays).
 
 /**
  * @param {MediaStreamTrack} track
- * @param {HTMLCanvasElement} canvas
- * @param {(width: number, height: number, rtpTimestamp: number | undefined) => void} onFrame
- *   called after every drawn frame, with the frame's RTP timestamp where the browser tells it
+ * @param {(source: CanvasImageSource, width: number, height: number,
+ *          rtpTimestamp: number | undefined, canHold: boolean) => Promise<void>} present
+ *   draws one frame; `rtpTimestamp` where the browser tells it
  * @returns {{path: string, stop: () => void}}
  */
-export function renderTrack(track, canvas, onFrame) {
-  const ctx = canvas.getContext('2d', { alpha: false });
-  const draw = (source, width, height, rtpTimestamp) => {
-    if (canvas.width !== width || canvas.height !== height) {
-      canvas.width = width;
-      canvas.height = height;
-    }
-    ctx.drawImage(source, 0, 0);
-    onFrame(width, height, rtpTimestamp);
-  };
+export function renderTrack(track, present) {
   if (typeof MediaStreamTrackProcessor === 'function') {
-    return renderWithProcessor(track, draw);
+    return renderWithProcessor(track, present);
   }
-  return renderWithVideoElement(track, draw);
+  return renderWithVideoElement(track, present);
 }
 
-function renderWithProcessor(track, draw) {
+function renderWithProcessor(track, present) {
   // eslint-disable-next-line no-undef
   const processor = new MediaStreamTrackProcessor({ track, maxBufferSize: 1 });
   const reader = processor.readable.getReader();
@@ -37,7 +30,7 @@ function renderWithProcessor(track, draw) {
       if (done) break;
       try {
         const meta = typeof frame.metadata === 'function' ? frame.metadata() : {};
-        draw(frame, frame.displayWidth, frame.displayHeight, meta.rtpTimestamp);
+        await present(frame, frame.displayWidth, frame.displayHeight, meta.rtpTimestamp, true);
       } finally {
         frame.close();
       }
@@ -46,7 +39,7 @@ function renderWithProcessor(track, draw) {
   return { path: 'MediaStreamTrackProcessor', stop: () => { running = false; reader.cancel(); } };
 }
 
-function renderWithVideoElement(track, draw) {
+function renderWithVideoElement(track, present) {
   const video = document.createElement('video');
   video.muted = true;
   video.playsInline = true;
@@ -54,7 +47,7 @@ function renderWithVideoElement(track, draw) {
   let running = true;
   const onVideoFrame = (_now, meta) => {
     if (!running) return;
-    draw(video, video.videoWidth, video.videoHeight, meta && meta.rtpTimestamp);
+    present(video, video.videoWidth, video.videoHeight, meta && meta.rtpTimestamp, false);
     video.requestVideoFrameCallback(onVideoFrame);
   };
   video.requestVideoFrameCallback(onVideoFrame);

@@ -1,15 +1,17 @@
 """The ``control`` data channel: the one parser of what clients send, and the server's replies.
 
 Messages are small JSON objects with a type field ``t`` (version 1; see docs/protocol.md).
-Client to server: ``pointer``, ``wheel``, ``key``, ``ping``. Server to client: ``hello``,
-``pong``, ``frame``. Anything malformed raises :class:`~hdx.errors.ProtocolError` with the
-reason; the session counts it and goes on.
+Client to server: ``pointer``, ``wheel``, ``key``, ``ping``, and for lossless refinement
+``caps``, ``ack``, ``nack``, ``refresh``. Server to client: ``hello``, ``pong``, ``origin``,
+``frame``, ``verified``. Anything malformed raises :class:`~hdx.errors.ProtocolError` with
+the reason; the session counts it and goes on.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +31,37 @@ class Ping:
     ts: float
 
 
-ControlMessage = InputEvent | Ping
+@dataclass(frozen=True, slots=True)
+class Caps:
+    """What the client decodes: tile format names (see :mod:`hdx.lossless.codec`)."""
+
+    formats: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TileAck:
+    """The client drew tile ``id``; ``digest`` is the SHA-256 (hex) of what it drew."""
+
+    id: int
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class TileNack:
+    """The client did not draw tile ``id`` (``stale``: changed meanwhile; ``decode``: broken)."""
+
+    id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """The client shows a video frame it cannot identify: send the picture again."""
+
+
+ControlMessage = InputEvent | Ping | Caps | TileAck | TileNack | Refresh
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_NACK_REASONS = ("stale", "decode", "size")
 
 
 def parse_control(data: str | bytes, max_bytes: int) -> ControlMessage:
@@ -58,6 +90,24 @@ def parse_control(data: str | bytes, max_bytes: int) -> ControlMessage:
         return KeyEvent(_text(obj, "key"), _text(obj, "code"), down)
     if kind == "ping":
         return Ping(_int(obj, "id", 0, 2**53), _num(obj, "ts"))
+    if kind == "ack":
+        digest = _field(obj, "hash")
+        if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+            raise ProtocolError("ack 'hash' must be 64 lowercase hex digits (SHA-256)")
+        return TileAck(_int(obj, "id", 0, 2**32 - 1), digest)
+    if kind == "nack":
+        reason = obj.get("reason")
+        if reason not in _NACK_REASONS:
+            raise ProtocolError(f"nack 'reason' must be one of {', '.join(_NACK_REASONS)}")
+        return TileNack(_int(obj, "id", 0, 2**32 - 1), reason)
+    if kind == "refresh":
+        return Refresh()
+    if kind == "caps":
+        formats = _field(obj, "formats")
+        if (not isinstance(formats, list) or len(formats) > 16
+                or not all(isinstance(f, str) and 0 < len(f) <= 16 for f in formats)):
+            raise ProtocolError("caps 'formats' must be a list of up to 16 short names")
+        return Caps(tuple(formats))
     raise ProtocolError(f"unknown message type {kind!r}")
 
 
@@ -109,17 +159,38 @@ def _clamp(value: int, size: int) -> int:
     return min(max(value, 0), size - 1)
 
 
-def hello(session_id: str, encoder: str, width: int, height: int) -> str:
-    """The first server message on ``control``."""
+def hello(session_id: str, encoder: str, width: int, height: int, *, lossless: bool = False,
+          bits: int = 8, tile: int = 64) -> str:
+    """The first server message on ``control``: ``bits`` is the depth of the exact samples
+    (16 for a 16-bit grey source), ``tile`` the refinement grid."""
     return json.dumps({"t": "hello", "v": PROTOCOL_VERSION, "session": session_id,
-                       "encoder": encoder, "width": width, "height": height})
+                       "encoder": encoder, "width": width, "height": height,
+                       "lossless": lossless, "bits": bits, "tile": tile})
 
 
-def frame_sent(pts: int, captured_at: float, keyframe: bool, size: int) -> str:
-    """Announce a frame: the client pairs it with the decoded frame whose RTP timestamp is
-    ``origin + pts`` and so measures capture-to-display latency."""
-    return json.dumps({"t": "frame", "pts": pts, "ts": round(captured_at, 6),
-                       "key": keyframe, "bytes": size})
+def origin(rtp_origin: int) -> str:
+    """The stream's RTP timestamp origin: a decoded frame with RTP time ``r`` is the frame
+    announced with ``pts = (r - origin) mod 2**32``."""
+    return json.dumps({"t": "origin", "origin": rtp_origin})
+
+
+def frame_sent(pts: int, captured_at: float, keyframe: bool, size: int,
+               dirty: str | None = None, grid: tuple[int, int] | None = None) -> str:
+    """Announce a frame before its packets leave: the client pairs it with the decoded frame
+    whose RTP timestamp is ``origin + pts``, to measure latency and, with ``dirty`` (the
+    changed tiles, see :func:`hdx.lossless.protocol.pack_dirty`, over ``grid`` = (rows, cols)),
+    to drop lossless tiles the moment the video showing their change is drawn."""
+    message: dict[str, Any] = {"t": "frame", "pts": pts, "ts": round(captured_at, 6),
+                               "key": keyframe, "bytes": size}
+    if dirty is not None and grid is not None:
+        message.update(dirty=dirty, rows=grid[0], cols=grid[1])
+    return json.dumps(message)
+
+
+def verified(tile_id: int, tiles: int) -> str:
+    """The server checked the client's hash of tile ``tile_id``: ``tiles`` of its tiles are
+    now verified exact (0 when the hash did not match or the content changed meanwhile)."""
+    return json.dumps({"t": "verified", "id": tile_id, "tiles": tiles})
 
 
 def pong(ping: Ping, server_ts: float) -> str:

@@ -20,7 +20,10 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
 from hdx.config import Config
 from hdx.errors import OfferError, ProtocolError
+from hdx.lossless.protocol import pack_dirty
+from hdx.lossless.refiner import TileRefiner
 from hdx.server.capture import CaptureHub
+from hdx.sources.base import KeyEvent
 from hdx.video.selection import EncoderChoice
 from hdx.webrtc import control
 from hdx.webrtc.feedback import route_feedback
@@ -51,6 +54,7 @@ class ViewerSession:
         config: Config,
         executor: Executor,
         on_closed: Callable[[ViewerSession], None],
+        refine_executor: Executor | None = None,
     ) -> None:
         self.id = session_id
         self.created = time.monotonic()
@@ -65,7 +69,14 @@ class ViewerSession:
             max_bitrate_bps=config.bitrate_kbps * 1000,
             min_bitrate_bps=config.min_bitrate_kbps * 1000,
         )
+        self.refiner: TileRefiner | None = None
+        """Lossless refinement, when enabled and the client opens a ``tiles`` channel."""
+        if config.lossless:
+            self.refiner = TileRefiner(
+                refine_executor or executor, self._send, quiet_ms=config.lossless_quiet_ms,
+                budget_kbps=config.lossless_budget_kbps, buffer_kb=config.lossless_buffer_kb)
         self._control: Any = None
+        self._last_refresh = 0.0
         self._closing = False
         self._connected = asyncio.Event()
         self._watchdog: asyncio.Task[None] | None = None
@@ -81,6 +92,7 @@ class ViewerSession:
         transceiver = pc.addTransceiver(self.track, direction="sendonly")
         transceiver.setCodecPreferences(_h264_preferences())
         route_feedback(transceiver.sender, self.track)
+        self.track.sender = transceiver.sender
         pc.on("datachannel", self._on_datachannel)
         pc.on("connectionstatechange", self._on_connection_state)
 
@@ -124,38 +136,87 @@ class ViewerSession:
             self._schedule_close()
 
     def _on_datachannel(self, channel: Any) -> None:
+        if channel.label == "tiles" and self.refiner is not None:
+            self.refiner.attach(channel)
+            channel.on("message", self._on_tiles_message)
+            return
         if channel.label != "control":
             log.info("session %s: ignoring data channel %r", self.id, channel.label)
             return
         self._control = channel
         channel.on("message", self._on_control_message)
         self.track.on_sent = self._announce_frame
+        self.track.on_origin = lambda rtp_origin: self._send(control.origin(rtp_origin))
         width, height = self._hub.source.size
-        channel.send(control.hello(self.id, self._choice.label, width, height))
+        exact = getattr(self._hub.source, "exact_samples", None)
+        bits = 16 if callable(exact) and exact() is not None else 8
+        channel.send(control.hello(self.id, self._choice.label, width, height,
+                                   lossless=self.refiner is not None, bits=bits))
+        if self.track.rtp_origin is not None:
+            channel.send(control.origin(self.track.rtp_origin))
+        # Frames sent before this channel opened were never announced: send the picture
+        # again, so the client can tell which frame it is showing (and refinement can begin).
+        self.track.request_refresh()
+
+    def _on_tiles_message(self, data: str | bytes) -> None:
+        # The tiles channel is server-to-client only.
+        self._count_malformed("message on the server-to-client tiles channel")
 
     def _on_control_message(self, data: str | bytes) -> None:
         try:
             message = control.parse_control(data, self._config.max_control_message_bytes)
         except ProtocolError as exc:
-            self.stats.malformed_messages += 1
-            self.stats.last_malformed_reason = str(exc)
-            if self.stats.malformed_messages == 1:
-                log.warning("session %s: dropped malformed control message (%s); further "
-                            "ones are counted silently", self.id, exc)
+            self._count_malformed(str(exc))
             return
         if isinstance(message, control.Ping):
             self.stats.pings += 1
             self._send(control.pong(message, time.time()))
             return
+        if isinstance(message, (control.Caps, control.TileAck, control.TileNack)):
+            self._on_lossless_message(message)
+            return
+        if isinstance(message, control.Refresh):
+            now = time.monotonic()
+            if now - self._last_refresh >= 0.2:  # a confused client cannot make us spin
+                self._last_refresh = now
+                self.track.request_refresh()
+            return
         width, height = self._hub.source.size
         self.stats.input_events += 1
+        event = control.clamp_to_desktop(message, width, height)
+        if self.refiner is not None and not isinstance(event, KeyEvent):
+            self.refiner.focus = (event.x, event.y)
         try:
-            self._hub.handle_input(control.clamp_to_desktop(message, width, height))
+            self._hub.handle_input(event)
         except Exception:  # a source bug must not end the session
             log.exception("session %s: the source failed to handle %r", self.id, message)
 
+    def _on_lossless_message(self, message: control.Caps | control.TileAck | control.TileNack
+                             ) -> None:
+        refiner = self.refiner
+        if refiner is None:
+            self._count_malformed("lossless message while refinement is off")
+        elif isinstance(message, control.Caps):
+            refiner.set_formats(message.formats)
+        elif isinstance(message, control.TileAck):
+            refiner.on_ack(message.id, message.digest)
+        else:
+            refiner.on_nack(message.id, message.reason)
+
+    def _count_malformed(self, reason: str) -> None:
+        self.stats.malformed_messages += 1
+        self.stats.last_malformed_reason = reason
+        if self.stats.malformed_messages == 1:
+            log.warning("session %s: dropped malformed message (%s); further ones are counted "
+                        "silently", self.id, reason)
+
     def _announce_frame(self, frame: SentFrame) -> None:
-        self._send(control.frame_sent(frame.pts, frame.captured_at, frame.keyframe, frame.size))
+        # Announce first: the client must know what this frame changes before it can draw it.
+        pts = frame.pts & 0xFFFFFFFF  # RTP time wraps; clients compare pts modulo 2**32
+        self._send(control.frame_sent(pts, frame.captured_at, frame.keyframe, frame.size,
+                                      pack_dirty(frame.changed), frame.changed.shape))
+        if self.refiner is not None:
+            self.refiner.on_frame_sent(pts, frame.frame, frame.changed)
 
     def _send(self, text: str) -> None:
         channel = self._control
@@ -185,6 +246,8 @@ class ViewerSession:
             watchdog.cancel()
             await asyncio.wait([watchdog])
         self.track.stop()
+        if self.refiner is not None:
+            self.refiner.stop()
         try:
             await self._pc.close()
         except Exception:  # a peer half-built from a rejected offer can fail to close

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import av
+import numpy as np
+import numpy.typing as npt
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
@@ -41,6 +43,10 @@ class SentFrame:
     """Server wall-clock seconds at capture."""
     keyframe: bool
     size: int
+    frame: CapturedFrame
+    """The captured frame this video frame shows (what lossless tiles are cut from)."""
+    changed: npt.NDArray[np.bool_]
+    """Tiles that differ from the previous frame this viewer was sent (all on the first)."""
 
 
 @dataclass(slots=True)
@@ -56,6 +62,8 @@ class TrackStats:
     remb_bps: int | None = None
     target_bitrate_bps: int = 0
     keyframe_requests: int = 0
+    refreshes: int = 0
+    """Repeats asked for by ``request_refresh`` (a client's control channel opened)."""
     settle_frames: int = 0
     """Repeats of a frame after the desktop went still (see ``EncodedVideoTrack``)."""
     frames_until_requested_idr: list[int] = field(default_factory=list)
@@ -94,10 +102,18 @@ class EncodedVideoTrack(MediaStreamTrack):
         self._last_pts = -1
         self._t0: float | None = None
         self._keyframe_reason: str | None = "start"
+        self._refresh = False
         self._frames_at_request: int | None = None
         self._encoding = False
         self._settle_due = False
         self.stats = TrackStats(target_bitrate_bps=max_bitrate_bps)
+        self.sender: Any = None
+        """The aiortc RTCRtpSender carrying this track (set by the session)."""
+        self.rtp_origin: int | None = None
+        """The random RTP timestamp origin aiortc chose (RTP time = origin + pts, mod 2**32),
+        learnt after the first frame; clients need it to tell which frame they are drawing."""
+        self.on_origin: Callable[[int], None] | None = None
+        """Called once, on the event loop, when ``rtp_origin`` becomes known."""
         self.on_sent: Callable[[SentFrame], None] | None = None
         """Called on the event loop for every frame handed to aiortc (the session announces
         it on the control channel so the client can measure glass-to-glass latency)."""
@@ -118,6 +134,13 @@ class EncodedVideoTrack(MediaStreamTrack):
             self._frames_at_request = self.stats.frames_sent + int(self._encoding)
         self._wake.set()
 
+    def request_refresh(self) -> None:
+        """Send the current frame again (a small P-frame, not an IDR), so that a client that
+        just started listening for frame announcements gets one for what it shows."""
+        self._refresh = True
+        self.stats.refreshes += 1
+        self._wake.set()
+
     def on_receiver_estimate(self, bitrate_bps: int) -> None:
         """The receiver's bandwidth estimate (REMB): the target follows it within our bounds."""
         self.stats.remb_bps = bitrate_bps
@@ -126,9 +149,11 @@ class EncodedVideoTrack(MediaStreamTrack):
     # -- aiortc side ---------------------------------------------------------------------------
     async def recv(self) -> av.Packet[Any]:
         """Wait for a newer frame (or a keyframe request), encode it, return the packet."""
+        self._learn_origin()
         frame = await self._next_frame()
         keyframe_reason = self._keyframe_reason
         self._keyframe_reason = None
+        self._refresh = False
         pts = self._pts_for(frame)
         loop = asyncio.get_running_loop()
         self._encoding = True
@@ -140,10 +165,26 @@ class EncodedVideoTrack(MediaStreamTrack):
             self._encoding = False
         if self.readyState != "live":
             raise MediaStreamError
+        changed = self._hub.changes_between(self._last_seq, frame)
         self._account(frame, encoded, keyframe_reason)
         if self.on_sent is not None:
-            self.on_sent(SentFrame(pts, frame.captured_at, encoded.keyframe, encoded.size))
+            self.on_sent(SentFrame(pts, frame.captured_at, encoded.keyframe, encoded.size,
+                                   frame, changed))
         return encoded.packet
+
+    def _learn_origin(self) -> None:
+        # aiortc adds a random origin to our pts and keeps it in a local variable; it also
+        # records the last RTP timestamp it sent (for RTCP sender reports). aiortc asks for
+        # the next frame only after sending every packet of the previous one, so here that
+        # timestamp belongs to the frame with ``_last_pts``.
+        if self.rtp_origin is not None or self.sender is None or self._last_pts < 0:
+            return
+        rtp = getattr(self.sender, "_RTCRtpSender__rtp_timestamp", None)
+        if not isinstance(rtp, int) or rtp == 0:
+            return
+        self.rtp_origin = (rtp - self._last_pts) & 0xFFFFFFFF
+        if self.on_origin is not None:
+            self.on_origin(self.rtp_origin)
 
     async def _next_frame(self) -> CapturedFrame:
         while True:
@@ -153,6 +194,7 @@ class EncodedVideoTrack(MediaStreamTrack):
             frame = self._hub.latest
             if frame is not None and (
                 frame.seq != self._last_seq or self._keyframe_reason is not None
+                or self._refresh
             ):
                 self._settle_due = frame.seq != self._last_seq
                 return frame

@@ -90,3 +90,28 @@ def test_random_input_only_ever_parses_or_raises_protocol_error() -> None:
             parse_control(raw, LIMIT)
         except ProtocolError:
             pass
+
+
+def test_lossless_messages_parse_and_reject_with_reasons() -> None:
+    from hdx.webrtc.control import Caps, Refresh, TileAck, TileNack, frame_sent, verified
+
+    digest = "ab" * 32
+    assert parse_control(json.dumps({"t": "ack", "id": 7, "hash": digest}), 4096) == \
+        TileAck(7, digest)
+    assert parse_control('{"t": "nack", "id": 7, "reason": "stale"}', 4096) == \
+        TileNack(7, "stale")
+    assert parse_control('{"t": "caps", "formats": ["jxl", "png"]}', 4096) == \
+        Caps(("jxl", "png"))
+    assert parse_control('{"t": "refresh"}', 4096) == Refresh()
+    for raw, reason in [
+        ('{"t": "ack", "id": 7, "hash": "AB"}', "64 lowercase hex"),
+        (json.dumps({"t": "ack", "id": -1, "hash": digest}), "id"),
+        ('{"t": "nack", "id": 1, "reason": "bored"}', "reason"),
+        ('{"t": "caps", "formats": "jxl"}', "formats"),
+        ('{"t": "caps", "formats": [1]}', "formats"),
+    ]:
+        with pytest.raises(ProtocolError, match=reason):
+            parse_control(raw, 4096)
+    announced = json.loads(frame_sent(5, 1.5, False, 100, "gA==", (1, 1)))
+    assert announced | {"dirty": "gA==", "rows": 1, "cols": 1} == announced
+    assert json.loads(verified(3, 12)) == {"t": "verified", "id": 3, "tiles": 12}

@@ -1,0 +1,361 @@
+"""Per-viewer refinement: cut quiet tiles from the frame the viewer's video shows, encode them
+exactly, send them over the ``tiles`` channel within a byte budget, and verify the client's
+hashes.
+
+Ordering (why a client never shows a stale tile): every video frame is announced on
+``control`` *before* its packets leave, with the tiles it changes. A tile message names the
+frame it was cut from (``base_pts``). The client drops a lossless tile as soon as it draws a
+video frame whose announcement changed that tile after ``base_pts``, and never draws one it
+knows is outdated. The server keeps its own books (:class:`~hdx.lossless.board.TileBoard`):
+a tile counts as verified only when the client's hash of what it drew matches the source and
+the tile has not changed since.
+
+Runs on the event loop; encoding runs on the shared refine executor (one thread, so refinement
+never competes with the video encoder for more than one core).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hdx.lossless import codec
+from hdx.lossless.board import TILE, TileBoard, TileRect
+from hdx.lossless.protocol import TileHeader, chunk_tile
+from hdx.server.capture import CapturedFrame
+from hdx.webrtc.control import verified as verified_message
+
+log = logging.getLogger(__name__)
+
+MAX_RECT_TILES = 8
+"""A rectangle is at most 8x8 tiles (512x512 pixels): quick to encode, and a change to one
+tile wastes little."""
+CHUNK_BYTES = 64 * 1024
+"""Chunk size: far under Chromium's 256 KiB message limit and small enough that a control
+message queued behind tile chunks waits only milliseconds."""
+VIDEO_ACTIVE_S = 0.5
+"""Video counts as moving if a frame with changes went out this recently."""
+MAX_MISMATCHES = 3
+"""A rectangle whose hash mismatches this often is not retried (the client cannot draw it
+exactly; it stays marked lossy, truthfully). After the first mismatch it is resent in the
+simplest exact formats (``safe``)."""
+
+
+@dataclass(slots=True)
+class RefineStats:
+    """What refinement did for one viewer (for /api/sessions, tests and benchmarks)."""
+
+    tiles_sent: int = 0
+    rects_sent: int = 0
+    bytes_sent: int = 0
+    chunks_sent: int = 0
+    acks: int = 0
+    nacks: int = 0
+    hash_mismatches: int = 0
+    stale_acks: int = 0
+    unknown_acks: int = 0
+    encode_ms_total: float = 0.0
+    flow_waits: int = 0
+    budget_waits: int = 0
+    fallbacks: int = 0
+    """Tiles sent in a simpler format than first choice (see ``EncodedTile.fallback``)."""
+    time_to_lossless_ms: deque[float] = field(default_factory=lambda: deque(maxlen=50))
+    """For each still period: from the last change to every tile verified."""
+    formats: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _InFlight:
+    rect: TileRect
+    generations: npt.NDArray[np.int64]
+    digest: str
+    sent_at: float
+
+
+@dataclass(slots=True)
+class _Encoded:
+    tile: codec.EncodedTile
+    digest: str
+    encode_ms: float
+
+
+class TileRefiner:
+    """Refinement for one viewer. Feed it every frame sent (``on_frame_sent``), give it the
+    ``tiles`` channel (``attach``), and route the client's acks to it."""
+
+    def __init__(self, executor: Executor, send_control: Callable[[str], None], *,
+                 quiet_ms: int, budget_kbps: int, buffer_kb: int) -> None:
+        self._executor = executor
+        self._send_control = send_control
+        self.quiet_s = quiet_ms / 1000.0
+        self.budget_bytes_per_s = budget_kbps * 1000 / 8
+        self.buffer_bytes = buffer_kb * 1024
+        self.board: TileBoard | None = None
+        self.stats = RefineStats()
+        self.formats: frozenset[codec.TileFormat] = codec.ALWAYS_DECODABLE
+        self.focus: tuple[int, int] | None = None
+        """Desktop pixel the user is looking at (the pointer): nearby tiles refine first."""
+        self._frame: CapturedFrame | None = None
+        self._base_pts = 0
+        self._video_moved_at = 0.0
+        self._channel: Any = None
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._in_flight: dict[int, _InFlight] = {}
+        self._next_id = 1
+        self._mismatches: dict[TileRect, int] = {}
+        self._budget_tokens = 0.0
+        self._budget_at = time.monotonic()
+        self._lossless_since: float | None = None
+
+    # -- inputs --------------------------------------------------------------------------------
+    def attach(self, channel: Any) -> None:
+        """Start refining over ``channel`` (an open or opening aiortc RTCDataChannel)."""
+        self._channel = channel
+        channel.bufferedAmountLowThreshold = self.buffer_bytes // 2
+        channel.on("bufferedamountlow", self._drained.set)
+        channel.on("close", self.stop)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="hdx-refine")
+
+    def set_formats(self, names: tuple[str, ...]) -> None:
+        """The client's ``caps``: which tile formats it decodes."""
+        self.formats = codec.formats_from_names(list(names))
+
+    def on_frame_sent(self, pts: int, frame: CapturedFrame, changed: npt.NDArray[np.bool_]) -> None:
+        """A video frame left for this viewer: its changed tiles are lossy from now on."""
+        now = time.monotonic()
+        width, height = frame.size
+        board = self.board
+        if board is None or (board.width, board.height) != (width, height):
+            board = self.board = TileBoard(width, height, TILE)
+            self._in_flight.clear()
+            changed = np.ones(board.grid, np.bool_)
+        if changed.any():
+            board.changed(changed, now)
+            # New content deserves a fresh chance at the compact formats.
+            for rect in [r for r in self._mismatches if changed[r.slices].any()]:
+                del self._mismatches[rect]
+            self._video_moved_at = now
+            self._lossless_since = None
+        self._frame = frame
+        self._base_pts = pts
+        self._wake.set()
+
+    def on_ack(self, tile_id: int, digest: str) -> None:
+        """The client drew tile ``tile_id`` and hashed it."""
+        flight = self._in_flight.pop(tile_id, None)
+        if flight is None or self.board is None:
+            self.stats.unknown_acks += 1
+            return
+        self.stats.acks += 1
+        exact = digest == flight.digest
+        if exact:
+            self._mismatches.pop(flight.rect, None)
+        else:
+            self.stats.hash_mismatches += 1
+            count = self._mismatches[flight.rect] = self._mismatches.get(flight.rect, 0) + 1
+            log.warning("tile %d %s: client's hash differs from the source (%d time(s))",
+                        tile_id, flight.rect, count)
+        verified = self.board.acknowledge(flight.rect, flight.generations, exact)
+        if exact and verified < flight.rect.tw * flight.rect.th:
+            self.stats.stale_acks += 1
+        self._send_control(verified_message(tile_id, verified))
+        self._note_if_lossless()
+        self._wake.set()
+
+    def on_nack(self, tile_id: int, reason: str) -> None:
+        """The client did not draw tile ``tile_id``: refine those tiles again."""
+        flight = self._in_flight.pop(tile_id, None)
+        self.stats.nacks += 1
+        if flight is not None and self.board is not None:
+            self.board.acknowledge(flight.rect, flight.generations, exact=False)
+            # Wait a quiet period again before resending: a client that cannot take tiles
+            # right now (it is waiting for a frame it can identify) must not cause a loop.
+            cells = flight.rect.slices
+            unchanged = self.board.generation[cells] == flight.generations
+            self.board.changed_at[cells][unchanged] = time.monotonic()
+            if reason == "decode":
+                self._mismatches[flight.rect] = self._mismatches.get(flight.rect, 0) + 1
+                log.warning("tile %d %s did not decode on the client", tile_id, flight.rect)
+        self._wake.set()
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready state for ``/api/sessions``."""
+        counts = self.board.counts() if self.board is not None else None
+        stats = self.stats
+        return {
+            "tiles": None if counts is None else {
+                "lossy": counts.lossy, "queued": counts.queued, "sent": counts.sent,
+                "verified": counts.verified, "total": counts.total,
+                "coverage": round(counts.coverage, 4)},
+            "lossless": bool(self.board is not None and self.board.all_verified),
+            "tiles_sent": stats.tiles_sent, "rects_sent": stats.rects_sent,
+            "bytes_sent": stats.bytes_sent, "acks": stats.acks, "nacks": stats.nacks,
+            "hash_mismatches": stats.hash_mismatches, "stale_acks": stats.stale_acks,
+            "unknown_acks": stats.unknown_acks, "flow_waits": stats.flow_waits,
+            "budget_waits": stats.budget_waits, "fallbacks": stats.fallbacks,
+            "formats": dict(stats.formats),
+            "time_to_lossless_ms": [round(v, 1) for v in stats.time_to_lossless_ms],
+        }
+
+    def stop(self) -> None:
+        """Stop sending (idempotent)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+
+    # -- the loop ------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        try:
+            while True:
+                rects = self._due()
+                if not rects:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._next_check_s())
+                    continue
+                for rect in rects:
+                    if not await self._refine(rect):
+                        break
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("refinement stopped after an error; this viewer stays lossy")
+
+    def _quiet_s(self) -> float:
+        channel = self._channel
+        backed_up = channel is not None and channel.bufferedAmount > self.buffer_bytes
+        return self.quiet_s * (2 if backed_up else 1)
+
+    def _due(self) -> list[TileRect]:
+        board, channel = self.board, self._channel
+        if board is None or channel is None or channel.readyState != "open":
+            return []
+        quiet = board.quiet(time.monotonic(), self._quiet_s())
+        for rect, count in self._mismatches.items():
+            if count >= MAX_MISMATCHES:
+                quiet[rect.slices] = False
+        if not quiet.any():
+            return []
+        focus = None
+        if self.focus is not None:
+            focus = (self.focus[0] // TILE, self.focus[1] // TILE)
+        return board.plan(quiet, MAX_RECT_TILES, focus)[:8]
+
+    def _next_check_s(self) -> float:
+        board = self.board
+        if board is None:
+            return 1.0
+        lossy = board.state == 0
+        if not lossy.any():
+            return 1.0
+        oldest = float(board.changed_at[lossy].min())
+        return min(max(oldest + self._quiet_s() - time.monotonic(), 0.005), 1.0)
+
+    async def _refine(self, rect: TileRect) -> bool:
+        """Encode and send one rectangle; False if the caller should re-plan first."""
+        board, frame = self.board, self._frame
+        if board is None or frame is None:
+            return False
+        generations = board.mark_queued(rect)
+        base_pts = self._base_pts
+        x, y, w, h = rect.pixels(board.width, board.height, board.tile)
+        loop = asyncio.get_running_loop()
+        safe = self._mismatches.get(rect, 0) > 0
+        encoded = await loop.run_in_executor(
+            self._executor, _encode_rect, frame, (x, y, w, h), self.formats, safe)
+        if encoded.tile.fallback is not None:
+            self.stats.fallbacks += 1
+            if self.stats.fallbacks == 1:
+                log.warning("tile %s sent as %s: %s", rect, encoded.tile.fmt.wire_name,
+                            encoded.tile.fallback)
+        self.stats.encode_ms_total += encoded.encode_ms
+        if self.board is not board or not np.array_equal(
+                board.generation[rect.slices], generations):
+            # It changed while we encoded: what we have is outdated; plan again.
+            board.acknowledge(rect, generations, exact=False)
+            return False
+        tile_id = self._next_id
+        self._next_id = (self._next_id % 0xFFFFFFFF) + 1
+        header = TileHeader(tile_id, x, y, w, h, base_pts, int(encoded.tile.fmt),
+                            encoded.tile.bits, encoded.tile.channels, len(encoded.tile.payload))
+        chunk_size = min(CHUNK_BYTES, _peer_max_message(self._channel))
+        for chunk in chunk_tile(header, encoded.tile.payload, chunk_size):
+            await self._pace(len(chunk))
+            channel = self._channel
+            if channel is None or channel.readyState != "open":
+                board.acknowledge(rect, generations, exact=False)
+                return False
+            channel.send(chunk)
+            self.stats.chunks_sent += 1
+            self.stats.bytes_sent += len(chunk)
+        board.mark_sent(rect, generations)
+        self._in_flight[tile_id] = _InFlight(rect, generations, encoded.digest, time.monotonic())
+        while len(self._in_flight) > 4096:  # a client that never acks cannot grow this
+            self._in_flight.pop(next(iter(self._in_flight)))
+        self.stats.rects_sent += 1
+        self.stats.tiles_sent += rect.tw * rect.th
+        name = encoded.tile.fmt.wire_name
+        self.stats.formats[name] = self.stats.formats.get(name, 0) + 1
+        return True
+
+    async def _pace(self, size: int) -> None:
+        """Flow control (the channel's queue) and, while video moves, the byte budget."""
+        channel = self._channel
+        while channel is not None and channel.bufferedAmount > self.buffer_bytes:
+            self.stats.flow_waits += 1
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), 0.05)
+        now = time.monotonic()
+        rate = self.budget_bytes_per_s
+        self._budget_tokens = min(self._budget_tokens + (now - self._budget_at) * rate,
+                                  rate * 0.1 + size)
+        self._budget_at = now
+        if now - self._video_moved_at < VIDEO_ACTIVE_S:
+            self._budget_tokens -= size
+            if self._budget_tokens < 0:
+                self.stats.budget_waits += 1
+                await asyncio.sleep(-self._budget_tokens / rate)
+
+    def _note_if_lossless(self) -> None:
+        board = self.board
+        if board is None or self._lossless_since is not None or not board.all_verified:
+            return
+        self._lossless_since = time.monotonic()
+        self.stats.time_to_lossless_ms.append((self._lossless_since - board.last_change) * 1000)
+
+
+def _peer_max_message(channel: Any) -> int:
+    """The largest message the peer accepts (from its SDP), or 64 KiB when unknown."""
+    transport = getattr(channel, "transport", None)
+    size = getattr(transport, "_remote_max_message_size", None)
+    return int(size) if isinstance(size, int) and size > 1024 else CHUNK_BYTES
+
+
+def _encode_rect(frame: CapturedFrame, rect: tuple[int, int, int, int],
+                 formats: frozenset[codec.TileFormat], safe: bool) -> _Encoded:
+    """Runs on the refine executor: exact encoding plus the digest the client must return."""
+    x, y, w, h = rect
+    started = time.perf_counter()
+    if frame.samples16 is not None:
+        samples = frame.samples16[y:y + h, x:x + w]
+        tile = codec.encode_grey16(samples, safe)
+        digest = codec.grey16_digest(samples)
+    else:
+        pixels = frame.pixels[y:y + h, x:x + w]
+        tile = codec.encode_bgra(pixels, formats, safe)
+        digest = codec.bgra_digest(pixels)
+    return _Encoded(tile, digest, (time.perf_counter() - started) * 1000)
