@@ -79,12 +79,28 @@ class H264Encoder:
         self._nvenc = codec == "h264_nvenc"
         self.frames_encoded = 0
         self.keyframes_encoded = 0
+        ffmpeg_log: list[str] = []
         try:
-            self._ctx = self._open(bitrate_bps)
+            self._ctx = self._open_logged(bitrate_bps, ffmpeg_log)
         except Exception as exc:  # PyAV raises PermissionError, ValueError, FFmpegError...
             raise EncoderUnavailable(
-                f"cannot open {codec} at {self.width}x{self.height}: {describe_failure(exc)}"
+                f"cannot open {codec} at {self.width}x{self.height}: "
+                f"{describe_failure(exc, ffmpeg_log)}"
             ) from exc
+
+    def _open_logged(self, bitrate_bps: int, ffmpeg_log: list[str]) -> Any:
+        """Open, collecting FFmpeg's own error lines: they say *why* (PyAV's exception is
+        often just "Generic error in an external library")."""
+        previous = av.logging.get_level()
+        av.logging.set_level(av.logging.ERROR)
+        try:
+            with av.logging.Capture() as captured:
+                try:
+                    return self._open(bitrate_bps)
+                finally:
+                    ffmpeg_log.extend(str(line[2]).strip() for line in captured)
+        finally:
+            av.logging.set_level(previous)
 
     def _open(self, bitrate_bps: int) -> Any:
         ctx: Any = av.CodecContext.create(self.codec_name, "w")
@@ -185,8 +201,25 @@ class H264Encoder:
                 pass
 
 
-def describe_failure(exc: BaseException) -> str:
-    """Plain words for why an encoder would not open (PyAV errors are terse)."""
+_NVENC_LOG_MEANINGS = (
+    (("unsupported device", "no capable devices found"),
+     "the NVIDIA driver reports no NVENC engine on this GPU (data-centre GPUs such as H100, "
+     "H200 and A100 have none)"),
+    (("cannot load libcuda", "cannot load libnvidia-encode"),
+     "the NVIDIA driver's CUDA or encode library is not installed or not visible here"),
+    (("out of memory", "incompatible client key"),
+     "the GPU refused another NVENC session (its session limit may be reached)"),
+)
+
+
+def describe_failure(exc: BaseException, ffmpeg_log: list[str] | None = None) -> str:
+    """Plain words for why an encoder would not open (PyAV errors are terse); FFmpeg's own
+    error lines, when captured, name the cause and are quoted."""
+    log_text = " / ".join(line for line in (ffmpeg_log or []) if line)
+    lowered = log_text.lower()
+    for phrases, meaning in _NVENC_LOG_MEANINGS:
+        if any(p in lowered for p in phrases):
+            return f"{meaning} (FFmpeg: {log_text})"
     if isinstance(exc, PermissionError):
         return (f"the driver refused to open it ({exc}); this usually means no NVIDIA driver "
                 "with NVENC support is loaded, or the GPU has no NVENC engine")
