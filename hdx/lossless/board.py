@@ -108,12 +108,13 @@ class TileBoard:
         return mask
 
     def plan(self, mask: npt.NDArray[np.bool_], max_side: int = 8,
-             focus: tuple[int, int] | None = None) -> list[TileRect]:
+             focus: tuple[int, int] | None = None,
+             images: npt.NDArray[np.bool_] | None = None) -> list[TileRect]:
         """Merge the tiles in ``mask`` into rectangles of at most ``max_side`` tiles a side.
 
         Greedy: each rectangle grows right along a row, then down while the rows below are
-        covered too. Rectangles nearest ``focus`` (a tile ``(col, row)``: the pointer, or an
-        image area) come first.
+        covered too. Rectangles touching ``images`` (tiles that look like medical images) come
+        first, then those nearest ``focus`` (a tile ``(col, row)``: the pointer).
         """
         todo = mask.copy()
         rects: list[TileRect] = []
@@ -129,15 +130,17 @@ class TileBoard:
                 th += 1
             todo[ty:ty + th, tx:tx + tw] = False
             rects.append(TileRect(int(tx), int(ty), tw, th))
-        if focus is not None:
-            fx, fy = focus
+        fx, fy = focus if focus is not None else (0, 0)
 
-            def distance(r: TileRect) -> int:
-                dx = max(r.tx - fx, 0, fx - (r.tx + r.tw - 1))
-                dy = max(r.ty - fy, 0, fy - (r.ty + r.th - 1))
-                return dx * dx + dy * dy
+        def priority(r: TileRect) -> tuple[bool, int]:
+            in_image = images is not None and bool(images[r.slices].any())
+            if focus is None:
+                return (not in_image, 0)
+            dx = max(r.tx - fx, 0, fx - (r.tx + r.tw - 1))
+            dy = max(r.ty - fy, 0, fy - (r.ty + r.th - 1))
+            return (not in_image, dx * dx + dy * dy)
 
-            rects.sort(key=distance)
+        rects.sort(key=priority)  # stable: row-major order among equals
         return rects
 
     def mark_queued(self, rect: TileRect) -> npt.NDArray[np.int64]:

@@ -118,6 +118,8 @@ class TileRefiner:
         self._budget_tokens = 0.0
         self._budget_at = time.monotonic()
         self._lossless_since: float | None = None
+        self._images_for: CapturedFrame | None = None
+        self._images: npt.NDArray[np.bool_] | None = None
 
     # -- inputs --------------------------------------------------------------------------------
     def attach(self, channel: Any) -> None:
@@ -252,7 +254,18 @@ class TileRefiner:
         focus = None
         if self.focus is not None:
             focus = (self.focus[0] // TILE, self.focus[1] // TILE)
-        return board.plan(quiet, MAX_RECT_TILES, focus)[:8]
+        return board.plan(quiet, MAX_RECT_TILES, focus, self._image_tiles(board))[:8]
+
+    def _image_tiles(self, board: TileBoard) -> npt.NDArray[np.bool_] | None:
+        """Tiles that look like part of a medical image: grey (R = G = B) with more than a
+        handful of distinct levels. Computed once per frame; they refine first."""
+        frame = self._frame
+        if frame is None:
+            return None
+        if self._images_for is not frame:
+            self._images_for = frame
+            self._images = image_tiles(frame, board.grid, board.tile)
+        return self._images
 
     def _next_check_s(self) -> float:
         board = self.board
@@ -336,6 +349,26 @@ class TileRefiner:
             return
         self._lossless_since = time.monotonic()
         self.stats.time_to_lossless_ms.append((self._lossless_since - board.last_change) * 1000)
+
+
+def image_tiles(frame: CapturedFrame, grid: tuple[int, int], tile: int
+                ) -> npt.NDArray[np.bool_]:
+    """Per tile: grey and not flat (a 16-bit source is one big image). A priority hint only,
+    so it looks at every 4th pixel each way: about 1.5 ms for 1080p, on the event loop."""
+    rows, cols = grid
+    if frame.samples16 is not None:
+        return np.ones(grid, np.bool_)
+    step = 4
+    sample = frame.pixels[::step, ::step, :3]
+    cell = tile // step
+    h, w = sample.shape[:2]
+    padded = np.zeros((rows * cell, cols * cell, 3), np.uint8)
+    padded[:h, :w] = sample
+    cells = padded.reshape(rows, cell, cols, cell, 3)
+    grey = ((cells[..., 0] == cells[..., 1]) & (cells[..., 1] == cells[..., 2])).all(axis=(1, 3))
+    spread = cells[..., 1].max(axis=(1, 3)).astype(np.int16) - cells[..., 1].min(axis=(1, 3))
+    result: npt.NDArray[np.bool_] = grey & (spread > 16)
+    return result
 
 
 def _peer_max_message(channel: Any) -> int:

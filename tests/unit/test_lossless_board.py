@@ -85,3 +85,30 @@ def test_plan_puts_rectangles_near_the_focus_first() -> None:
 def test_change_map_of_the_wrong_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="does not match"):
         TileBoard(128, 64).changed(np.ones((3, 3), np.bool_), now=0.0)
+
+
+def test_image_areas_refine_before_the_pointer_neighbourhood() -> None:
+    board = TileBoard(16 * 64, 16 * 64)
+    mask = np.zeros(board.grid, np.bool_)
+    mask[0, 0] = mask[15, 15] = mask[8, 8] = True
+    images = np.zeros(board.grid, np.bool_)
+    images[0, 0] = True
+    rects = board.plan(mask, focus=(14, 14), images=images)
+    assert [(r.tx, r.ty) for r in rects] == [(0, 0), (15, 15), (8, 8)]
+
+
+def test_grey_detailed_tiles_count_as_images() -> None:
+    from hdx.bench import content
+    from hdx.lossless.refiner import image_tiles
+    from hdx.server.capture import CapturedFrame
+
+    frame = np.zeros((256, 320, 4), np.uint8)
+    frame[..., 2] = 200  # a flat red UI
+    frame[64:192, 128:256] = content.grey_to_bgra(
+        content.grey8(content.ct_phantom(128, 12, seed=1), 12))
+    captured = CapturedFrame(0, frame, np.ones((4, 5), np.bool_), 0.0, 0.0)
+    expected = np.zeros((4, 5), np.bool_)
+    expected[1:3, 2:4] = True
+    found = image_tiles(captured, (4, 5), 64)
+    assert not (found & ~expected).any(), "nothing outside the image"
+    assert found.sum() >= 2, "most of the CT counts (its flat black corners may not)"
