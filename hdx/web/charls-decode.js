@@ -36,3 +36,6 @@ if (typeof exports === 'object' && typeof module === 'object') {
   module.exports.default = CharLS;
 } else if (typeof define === 'function' && define['amd'])
   define([], () => CharLS);
+
+// hdx: make the factory global when this file is imported as a module (the tile worker does).
+globalThis.CharLS = CharLS;

@@ -11,9 +11,8 @@
 //   server's 'verified' reply marks the tile verified. LOSSLESS is claimed only when every
 //   visible tile is verified, nothing announced is still to be drawn, and the view is 1:1.
 
-import { Reassembler, unpackDirty, FORMAT } from './tiles.js';
-import { decodeJpegLs } from './jls.js';
-import { decompress as zstdDecompress } from './fzstd.js';
+import { Reassembler, unpackDirty } from './tiles.js';
+import { TileDecoder } from './tile-decoder.js';
 
 const HOLD_MS = 250;
 const HALF = 0x80000000;
@@ -55,30 +54,6 @@ export async function decodableFormats() {
   return formats;
 }
 
-/** A RAW tile: width and height (big-endian u16), then grey samples (16-bit little-endian). */
-function decodeRaw(payload, bits) {
-  if (payload.length < 4) throw new Error('raw tile shorter than its header');
-  const width = (payload[0] << 8) | payload[1];
-  const height = (payload[2] << 8) | payload[3];
-  const bytes = bits > 8 ? 2 : 1;
-  if (payload.length - 4 !== width * height * bytes) throw new Error('raw tile size mismatch');
-  const body = payload.slice(4); // aligned copy
-  const data = bytes === 2 ? new Uint16Array(body.buffer, 0, width * height) : body;
-  return { width, height, componentCount: 1, data };
-}
-
-/** A ZSTD tile: width and height (big-endian u16), then a Zstandard frame of RGB bytes. */
-function decodeZstd(payload, h) {
-  if (payload.length < 4) throw new Error('zstd tile shorter than its header');
-  const width = (payload[0] << 8) | payload[1];
-  const height = (payload[2] << 8) | payload[3];
-  if (width !== h.w || height !== h.h) throw new Error('zstd tile size mismatch');
-  const out = new Uint8Array(width * height * 3); // bounded: a frame claiming more fails
-  const rgb = zstdDecompress(payload.subarray(4), out);
-  if (rgb.length !== out.length) throw new Error('zstd tile is short');
-  return rgb;
-}
-
 export class Compositor {
   /**
    * @param {HTMLCanvasElement} screen the canvas the user sees (and snapshot() reads)
@@ -96,6 +71,7 @@ export class Compositor {
     this.window = null; // {center, width} for 16-bit display; null = full range
     /** @type {((state: object) => void) | null} called whenever the lossless state is re-derived */
     this.onStateChange = null;
+    this.decoder = new TileDecoder();
     this.reset(0, 0, 8, 64);
   }
 
@@ -274,7 +250,12 @@ export class Compositor {
       this.counters.malformed += 1;
       return;
     }
-    if (tile) this.tileQueue = this.tileQueue.then(() => this.handleTile(tile)).catch(() => {});
+    if (!tile || !this.enabled) return;
+    // Decoding starts at once (in the worker, in arrival order); drawing and acking happen
+    // strictly in arrival order on this thread.
+    const decoding = this.decoder.decode(tile.header, tile.payload);
+    decoding.catch(() => {}); // handled in handleTile
+    this.tileQueue = this.tileQueue.then(() => this.handleTile(tile.header, decoding)).catch(() => {});
   }
 
   cellsOf(h) {
@@ -290,7 +271,7 @@ export class Compositor {
     return this.shownPts === null || cells.some((i) => this.lastChange[i] >= 0 && later(this.lastChange[i], basePts));
   }
 
-  async handleTile({ header: h, payload }) {
+  async handleTile(h, decoding) {
     if (!this.enabled) return;
     const nack = (reason) => this.send({ t: 'nack', id: h.id, reason });
     if (h.x % this.tile || h.y % this.tile || h.x + h.w > this.width || h.y + h.h > this.height ||
@@ -307,7 +288,7 @@ export class Compositor {
     }
     let draw;
     try {
-      draw = await this.decode(h, payload);
+      draw = this.drawer(h, await decoding);
     } catch (err) {
       this.counters.broken += 1;
       nack('decode');
@@ -328,56 +309,24 @@ export class Compositor {
     this.counters.tilesDrawn += 1;
     if (!this.canVerify) return;
     const drawn = this.samples16 ? this.samplesOf(h) : this.ctx.getImageData(h.x, h.y, h.w, h.h).data;
-    this.send({ t: 'ack', id: h.id, hash: await sha256Hex(drawn) });
+    // Hashing runs off this thread; the next tile need not wait for it.
+    sha256Hex(drawn).then((hash) => this.send({ t: 'ack', id: h.id, hash }));
   }
 
-  /** Decode a tile; returns a function that puts it into the layer (synchronously). */
-  async decode(h, payload) {
-    if (h.fmt === FORMAT.JXL || h.fmt === FORMAT.PNG) {
-      const type = h.fmt === FORMAT.JXL ? 'image/jxl' : 'image/png';
-      const bitmap = await createImageBitmap(new Blob([payload], { type }),
-        { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
-      if (bitmap.width !== h.w || bitmap.height !== h.h) throw new Error('tile size mismatch');
-      return () => { this.layerCtx.drawImage(bitmap, h.x, h.y); bitmap.close(); };
+  /** A function that puts a decoded tile into the layer (synchronously). */
+  drawer(h, result) {
+    if (result.kind === 'bitmap') {
+      return () => { this.layerCtx.drawImage(result.bitmap, h.x, h.y); result.bitmap.close(); };
     }
-    if (h.fmt === FORMAT.ZSTD) {
-      const rgb = decodeZstd(payload, h);
-      return () => {
-        const out = new ImageData(h.w, h.h);
-        const px = out.data;
-        for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
-          px[j] = rgb[i];
-          px[j + 1] = rgb[i + 1];
-          px[j + 2] = rgb[i + 2];
-          px[j + 3] = 255;
-        }
-        this.layerCtx.putImageData(out, h.x, h.y);
-      };
+    if (result.kind === 'rgba') {
+      return () => this.layerCtx.putImageData(new ImageData(result.rgba, h.w, h.h), h.x, h.y);
     }
-    let image;
-    if (h.fmt === FORMAT.RAW) image = decodeRaw(payload, h.bits);
-    else if (h.fmt === FORMAT.JLS) image = await decodeJpegLs(payload);
-    else throw new Error(`unknown tile format ${h.fmt}`);
-    if (image.width !== h.w || image.height !== h.h || image.componentCount !== 1) {
-      throw new Error('tile size mismatch');
-    }
-    if (this.samples16) {
-      return () => {
-        for (let row = 0; row < h.h; row++) {
-          this.samples16.set(image.data.subarray(row * h.w, (row + 1) * h.w), (h.y + row) * this.width + h.x);
-        }
-        this.paintSamples16(h.x, h.y, h.w, h.h);
-      };
-    }
+    if (result.kind !== 'samples16' || !this.samples16) throw new Error('unexpected tile kind');
     return () => {
-      const out = new ImageData(h.w, h.h);
-      const px = out.data;
-      const src = image.data;
-      for (let i = 0, j = 0; i < src.length; i++, j += 4) {
-        px[j] = px[j + 1] = px[j + 2] = src[i];
-        px[j + 3] = 255;
+      for (let row = 0; row < h.h; row++) {
+        this.samples16.set(result.samples.subarray(row * h.w, (row + 1) * h.w), (h.y + row) * this.width + h.x);
       }
-      this.layerCtx.putImageData(out, h.x, h.y);
+      this.paintSamples16(h.x, h.y, h.w, h.h);
     };
   }
 

@@ -31,7 +31,11 @@ function loadScript(src) {
 }
 
 async function instantiate() {
-  if (typeof globalThis.CharLS !== "function") await loadScript("/static/charls-decode.js");
+  if (typeof globalThis.CharLS !== "function") {
+    // A page loads the classic script; a module worker (no document) imports it.
+    if (typeof document !== "undefined") await loadScript("/static/charls-decode.js");
+    else await import("./charls-decode.js");
+  }
   const charls = await globalThis.CharLS();
   return { charls, decoder: new charls.JpegLSDecoder() };
 }
