@@ -16,6 +16,7 @@ implementation the tests can reason about:
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +72,7 @@ class Compositor:
         self.first_announced: int | None = None
         self.last_announced: int | None = None
         self.shown_pts: int | None = None
-        self._pending: deque[tuple[int, npt.NDArray[np.bool_]]] = deque()
+        self._pending: deque[tuple[int, npt.NDArray[np.bool_], float]] = deque()
         self.stats = CompositorStats()
 
     # -- announcements and video ----------------------------------------------------------------
@@ -91,9 +92,9 @@ class Compositor:
             dirty = np.ones_like(self.last_change, np.bool_)
         newer = dirty & ((self.last_change < 0) | later(pts, self.last_change))
         self.last_change[newer] = pts
-        self._pending.append((pts, dirty))
+        self._pending.append((pts, dirty, time.monotonic()))
         while len(self._pending) > 1024:  # a client that never draws must not grow this
-            self._apply(*self._pending.popleft())
+            self._apply(*self._pending.popleft()[:2])
 
     def pts_of(self, rtp: int) -> int | None:
         """The pts of a decoded frame with RTP time ``rtp``, once the origin is known."""
@@ -119,7 +120,7 @@ class Compositor:
             return None
         pts = (rtp - (self.origin or 0)) & _U32
         while self._pending and not later(self._pending[0][0], pts):
-            self._apply(*self._pending.popleft())
+            self._apply(*self._pending.popleft()[:2])
         self.shown_pts = pts
         return pts
 
@@ -190,6 +191,12 @@ class Compositor:
         mine = self.overlay_id == tile_id
         if tiles > 0:
             self.verified[mine] = True
+
+    def overdue(self, after_s: float = 0.5) -> bool:
+        """An announced change has waited ``after_s`` for its video frame (the frame was lost,
+        or the screen shows one it cannot identify): time to ask for a refresh."""
+        now = time.monotonic()
+        return bool(self._pending and now - self._pending[0][2] > after_s)
 
     # -- state ----------------------------------------------------------------------------------
     @property

@@ -321,6 +321,9 @@ class Viewer:
                 if pump.done():
                     pump.result()
                     raise ClientError("the video track ended before lossless")
+                if self.compositor.overdue() or (self.compositor.shown_pts is None
+                                                 and self.report.frames > 0):
+                    self._ask_for_refresh()
                 if time.monotonic() - started > timeout_s:
                     raise NotLossless(
                         f"not lossless after {timeout_s:.0f} s: "

@@ -136,8 +136,9 @@ class TileRefiner:
         self.formats = codec.formats_from_names(list(names))
 
     def on_frame_sent(self, pts: int, frame: CapturedFrame, changed: npt.NDArray[np.bool_]) -> None:
-        """A video frame left for this viewer: its changed tiles are lossy from now on."""
-        now = time.monotonic()
+        """A video frame left for this viewer: its changed tiles are lossy from now on. Their
+        quiet period counts from when the frame was captured, not from when it was sent."""
+        now = min(frame.captured_mono, time.monotonic())
         width, height = frame.size
         board = self.board
         if board is None or (board.width, board.height) != (width, height):

@@ -69,6 +69,7 @@ export class Compositor {
     this.canVerify = typeof crypto !== 'undefined' && !!crypto.subtle;
     this.debugTint = false;
     this.window = null; // {center, width} for 16-bit display; null = full range
+    this.refreshAskedAt = -Infinity;
     /** @type {((state: object) => void) | null} called whenever the lossless state is re-derived */
     this.onStateChange = null;
     this.decoder = new TileDecoder();
@@ -106,7 +107,7 @@ export class Compositor {
     this.tileQueue = Promise.resolve();
     /** @type {Set<() => void>} */
     this.waiters = new Set();
-    this.counters = { tilesDrawn: 0, stale: 0, broken: 0, malformed: 0, invalidated: 0, unknownFrames: 0, held: 0 };
+    this.counters = { tilesDrawn: 0, stale: 0, broken: 0, malformed: 0, invalidated: 0, unknownFrames: 0, held: 0, refreshes: 0 };
     this.changedAt = performance.now();
     this.timeToLosslessMs = null;
     this.wasLossless = false;
@@ -138,7 +139,7 @@ export class Compositor {
       for (let i = 0; i < dirty.length; i++) {
         if (dirty[i] && (this.lastChange[i] < 0 || later(pts, this.lastChange[i]))) this.lastChange[i] = pts;
       }
-      this.pending.push({ pts, dirty });
+      this.pending.push({ pts, dirty, at: performance.now() });
       if (this.pending.length > 1024) this.applyChange(this.pending.shift());
       this.changedAt = performance.now();
       this.wasLossless = false;
@@ -196,15 +197,26 @@ export class Compositor {
       this.dropAll();
       this.shownPts = null;
       this.counters.unknownFrames += 1;
-      // A still desktop sends no new frame by itself: ask for the picture again.
-      const now = performance.now();
-      if (!(now - this.refreshAskedAt < 500)) {
-        this.refreshAskedAt = now;
-        this.send({ t: 'refresh' });
-      }
+      this.askForRefresh(); // a still desktop sends no new frame by itself
     }
     this.redrawOverlays();
     this.refreshState();
+  }
+
+  /** Ask the server for the picture again (at most twice a second). */
+  askForRefresh() {
+    const now = performance.now();
+    if (now - this.refreshAskedAt < 500) return;
+    this.refreshAskedAt = now;
+    this.counters.refreshes += 1;
+    this.send({ t: 'refresh' });
+  }
+
+  /** Called periodically: an announced change whose frame never came means a lost frame. */
+  watchdog() {
+    if (this.enabled && this.pending.length && performance.now() - this.pending[0].at > 500) {
+      this.askForRefresh();
+    }
   }
 
   applyChange({ pts, dirty }) {

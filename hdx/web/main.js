@@ -129,6 +129,7 @@ window.addEventListener('pagehide', () => {
 setInterval(() => {
   statusLine.textContent = stats.line(view);
   compositor.refreshState(view); // the view may have scrolled or scaled
+  compositor.watchdog();
 }, 100);
 
 function losslessStatus() {

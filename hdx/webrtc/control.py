@@ -56,7 +56,8 @@ class TileNack:
 
 @dataclass(frozen=True, slots=True)
 class Refresh:
-    """The client shows a video frame it cannot identify: send the picture again."""
+    """The client lost track of the video (a frame it cannot identify, or announced frames
+    that never arrived): send the picture again as an IDR."""
 
 
 ControlMessage = InputEvent | Ping | Caps | TileAck | TileNack | Refresh

@@ -176,10 +176,13 @@ class ViewerSession:
             self._on_lossless_message(message)
             return
         if isinstance(message, control.Refresh):
+            # The client lost track of the video (a frame it cannot identify, or announced
+            # frames that never arrived): an IDR repairs both. Rate-limited, so a confused
+            # client cannot make us spin.
             now = time.monotonic()
-            if now - self._last_refresh >= 0.2:  # a confused client cannot make us spin
+            if now - self._last_refresh >= 0.2:
                 self._last_refresh = now
-                self.track.request_refresh()
+                self.track.request_keyframe("client refresh")
             return
         width, height = self._hub.source.size
         self.stats.input_events += 1
