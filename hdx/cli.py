@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="quiet time before a tile refines (default 150)")
     serve.add_argument("--lossless-budget", type=int, dest="lossless_budget_kbps",
                        metavar="KBPS", help="refinement ceiling while video moves "
-                       "(default 16000 kbit/s)")
+                       "(default 4000 kbit/s)")
     serve.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ...")
     serve.add_argument("--log-format", choices=["text", "json"], help="log format")
     serve.add_argument("--config", type=Path, help="TOML settings file (also HDX_CONFIG)")

@@ -60,7 +60,7 @@ class Config:
     lossless_quiet_ms: int = 150
     """A tile refines once it has not changed for this long (doubled while the tiles channel
     is backed up)."""
-    lossless_budget_kbps: int = 16000
+    lossless_budget_kbps: int = 4000
     """Ceiling for refinement bytes while video is moving, so tiles never starve interactive
     video (CPU and network); with nothing moving, flow control alone paces them."""
     lossless_buffer_kb: int = 256

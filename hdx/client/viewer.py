@@ -99,6 +99,7 @@ class Viewer:
         self._origin: int | None = None
         self._announced = asyncio.Event()
         self._refresh_asked = 0.0
+        self._watchdog: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> Viewer:
         await self.connect()
@@ -187,6 +188,8 @@ class Viewer:
                 self.report.bits = bits
                 self.compositor = Compositor(int(message["width"]), int(message["height"]),
                                              bits, int(message.get("tile", 64)))
+                if self._watchdog is None:
+                    self._watchdog = asyncio.ensure_future(self._watch_video())
                 if self._origin is not None:
                     self.compositor.set_origin(self._origin)
                 self.control.send(json.dumps({"t": "caps", "formats": ["jxl", "png", "jls"]}))
@@ -277,6 +280,16 @@ class Viewer:
                 break
         return self.report
 
+    async def _watch_video(self) -> None:
+        """Ask for an IDR when the video lost track: an announced change whose frame never
+        arrived (packets lost; aiortc's jitter buffer then stalls), or an unknown frame shown."""
+        while True:
+            await asyncio.sleep(0.1)
+            compositor = self.compositor
+            if compositor is not None and (compositor.overdue() or (
+                    compositor.shown_pts is None and self.report.frames > 0)):
+                self._ask_for_refresh()
+
     def _ask_for_refresh(self) -> None:
         # Without an identified frame on screen no tile can be drawn; a still desktop sends no
         # new frames by itself, so ask for the picture again (at most twice a second).
@@ -321,9 +334,6 @@ class Viewer:
                 if pump.done():
                     pump.result()
                     raise ClientError("the video track ended before lossless")
-                if self.compositor.overdue() or (self.compositor.shown_pts is None
-                                                 and self.report.frames > 0):
-                    self._ask_for_refresh()
                 if time.monotonic() - started > timeout_s:
                     raise NotLossless(
                         f"not lossless after {timeout_s:.0f} s: "
@@ -352,5 +362,9 @@ class Viewer:
 
     async def close(self) -> None:
         """Close the peer connection (the server frees the session)."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         with contextlib.suppress(Exception):
             await self.pc.close()

@@ -43,8 +43,10 @@ tile wastes little."""
 CHUNK_BYTES = 64 * 1024
 """Chunk size: far under Chromium's 256 KiB message limit and small enough that a control
 message queued behind tile chunks waits only milliseconds."""
-VIDEO_ACTIVE_S = 0.5
-"""Video counts as moving if a frame with changes went out this recently."""
+VIDEO_ACTIVE_S = 0.1
+"""Video counts as moving if a frame with changes went out this recently (three frame
+intervals at 30 fps). Shorter than the quiet period on purpose: when the whole screen goes
+still, refinement is not held to the budget meant to protect moving video."""
 MAX_MISMATCHES = 3
 """A rectangle whose hash mismatches this often is not retried (the client cannot draw it
 exactly; it stays marked lossy, truthfully). After the first mismatch it is resent in the

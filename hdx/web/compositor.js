@@ -136,13 +136,18 @@ export class Compositor {
       } else {
         dirty = new Uint8Array(this.rows * this.cols).fill(1); // another grid: all changed
       }
+      let any = false;
       for (let i = 0; i < dirty.length; i++) {
-        if (dirty[i] && (this.lastChange[i] < 0 || later(pts, this.lastChange[i]))) this.lastChange[i] = pts;
+        if (!dirty[i]) continue;
+        any = true;
+        if (this.lastChange[i] < 0 || later(pts, this.lastChange[i])) this.lastChange[i] = pts;
       }
-      this.pending.push({ pts, dirty, at: performance.now() });
-      if (this.pending.length > 1024) this.applyChange(this.pending.shift());
-      this.changedAt = performance.now();
-      this.wasLossless = false;
+      if (any) { // a repeat of the same picture (settle, refresh, IDR) changes nothing
+        this.pending.push({ pts, dirty, at: performance.now() });
+        if (this.pending.length > 1024) this.applyChange(this.pending.shift());
+        this.changedAt = performance.now();
+        this.wasLossless = false;
+      }
     }
     this.wake();
   }
