@@ -101,6 +101,15 @@ pc.ontrack = (e) => {
 </script></body></html>"""
 
 
+def stamp_frame_id(frame: Frame, frame_id: int) -> None:
+    """Draw ``frame_id`` (20 bits + a 4-bit check) as black/white cells at the top-left."""
+    bits = [(frame_id >> (ID_BITS - 1 - i)) & 1 for i in range(ID_BITS)]
+    check = sum(bits) % 16
+    bits += [(check >> (CHECK_BITS - 1 - i)) & 1 for i in range(CHECK_BITS)]
+    for i, bit in enumerate(bits):
+        frame[0:CELL, i * CELL:(i + 1) * CELL, :3] = 255 if bit else 0
+
+
 class MarkedDesktop:
     """The synthetic desktop in endless cine, each frame stamped with its id; thread-safe."""
 
@@ -119,11 +128,7 @@ class MarkedDesktop:
         with self._lock:
             frame_id = self._next_id % (1 << ID_BITS)
             self._next_id += 1
-        bits = [(frame_id >> (ID_BITS - 1 - i)) & 1 for i in range(ID_BITS)]
-        check = sum(bits) % 16
-        bits += [(check >> (CHECK_BITS - 1 - i)) & 1 for i in range(CHECK_BITS)]
-        for i, bit in enumerate(bits):
-            frame[0:CELL, i * CELL:(i + 1) * CELL, :3] = 255 if bit else 0
+        stamp_frame_id(frame, frame_id)
         self.produced[frame_id] = time.time()
         return frame
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 from _report import REPO, RESULTS, machine_info, pyplot, write_report
-from glass_to_glass import CELL, CHECK_BITS, HDX_PROBE_JS, ID_BITS, wait_until
+from glass_to_glass import HDX_PROBE_JS, ID_BITS, stamp_frame_id, wait_until
 
 sys.path.insert(0, str(REPO))
 from hdx.bench import content
@@ -122,11 +122,7 @@ class BusyScreen:
             frame = self.base.copy()
         x, y, n = CINE
         frame[y:y + n, x:x + n] = self.pool.cine[frame_id % len(self.pool.cine)]
-        bits = [(frame_id >> (ID_BITS - 1 - i)) & 1 for i in range(ID_BITS)]
-        check = sum(bits) % 16
-        bits += [(check >> (CHECK_BITS - 1 - i)) & 1 for i in range(CHECK_BITS)]
-        for i, bit in enumerate(bits):
-            frame[0:CELL, i * CELL:(i + 1) * CELL, :3] = 255 if bit else 0
+        stamp_frame_id(frame, frame_id)
         self.produced[frame_id] = time.time()
         return frame
 

@@ -44,3 +44,13 @@ async def wait_for(predicate: Any, timeout_s: float = 10.0, interval_s: float = 
             raise AssertionError(f"condition not met within {timeout_s} s")
         await asyncio.sleep(interval_s)
 
+
+
+def shown_by_client(image: np.ndarray) -> np.ndarray:
+    """What a client shows for an image file written with OpenCV: RGB for BGR and grey files,
+    the samples themselves for 16-bit grey."""
+    if image.dtype == np.uint16:
+        return image
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=2)
+    return np.ascontiguousarray(image[..., ::-1])

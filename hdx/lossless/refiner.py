@@ -271,14 +271,18 @@ class TileRefiner:
         return self._images
 
     def _next_check_s(self) -> float:
-        board = self.board
+        """Sleep until the next lossy tile turns quiet (a change or an ack wakes us sooner)."""
+        board, channel = self.board, self._channel
         if board is None:
             return 1.0
-        lossy = board.state == 0
-        if not lossy.any():
+        if channel is None or channel.readyState != "open":
+            return 0.05
+        now = time.monotonic()
+        due_at = board.changed_at + self._quiet_s()
+        waiting = (board.state == 0) & (due_at > now)  # quiet ones left over were excluded
+        if not waiting.any():
             return 1.0
-        oldest = float(board.changed_at[lossy].min())
-        return min(max(oldest + self._quiet_s() - time.monotonic(), 0.005), 1.0)
+        return min(max(float(due_at[waiting].min()) - now, 0.005), 1.0)
 
     async def _refine(self, rect: TileRect) -> bool:
         """Encode and send one rectangle; False if the caller should re-plan first."""

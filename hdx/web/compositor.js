@@ -193,8 +193,10 @@ export class Compositor {
         pts = this.ptsOf(rtp);
       }
     }
-    this.ctx.drawImage(source, 0, 0);
-    if (!this.enabled) return;
+    if (!this.enabled) {
+      this.ctx.drawImage(source, 0, 0);
+      return;
+    }
     if (this.isAnnounced(pts)) {
       while (this.pending.length && !later(this.pending[0].pts, pts)) this.applyChange(this.pending.shift());
       this.shownPts = pts;
@@ -204,8 +206,36 @@ export class Compositor {
       this.counters.unknownFrames += 1;
       this.askForRefresh(); // a still desktop sends no new frame by itself
     }
-    this.redrawOverlays();
+    this.drawVideoAroundOverlays(source);
     this.refreshState();
+  }
+
+  /**
+   * Draw the video only where no lossless overlay is: the screen canvas keeps the exact pixels
+   * of overlay tiles between frames, so a still, refined screen with a small moving area
+   * copies only that area per frame (not the whole frame plus every overlay again).
+   */
+  drawVideoAroundOverlays(source) {
+    const t = this.tile;
+    let overlays = 0;
+    for (let i = 0; i < this.overlayBase.length; i++) if (this.overlayBase[i] >= 0) overlays++;
+    if (overlays === 0) {
+      this.ctx.drawImage(source, 0, 0);
+      return;
+    }
+    for (let r = 0; r < this.rows; r++) {
+      let c = 0;
+      while (c < this.cols) {
+        if (this.overlayBase[r * this.cols + c] >= 0) { c++; continue; }
+        const start = c;
+        while (c < this.cols && this.overlayBase[r * this.cols + c] < 0) c++;
+        const x = start * t;
+        const y = r * t;
+        const w = Math.min(c * t, this.width) - x;
+        const h = Math.min(y + t, this.height) - y;
+        this.ctx.drawImage(source, x, y, w, h, x, y, w, h);
+      }
+    }
   }
 
   /** Ask the server for the picture again (at most twice a second). */

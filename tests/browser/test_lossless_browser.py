@@ -20,6 +20,7 @@ from hdx.sources.push import PushSource
 from hdx.webrtc.track import SentFrame
 from tests.browser.conftest import open_client, serve, snapshot, wait_until
 from tests.browser.inprocess import server_thread
+from tests.conftest import shown_by_client
 
 pytestmark = pytest.mark.browser
 
@@ -42,13 +43,7 @@ def _write_images(folder: Path) -> dict[str, tuple[Path, np.ndarray]]:
     for name, image in pictures.items():
         path = folder / f"{name}.png"
         cv2.imwrite(str(path), image)
-        if image.dtype == np.uint16:
-            expected = image
-        elif image.ndim == 2:
-            expected = np.repeat(image[..., None], 3, axis=2)
-        else:
-            expected = image[..., ::-1]
-        out[name] = (path, expected)
+        out[name] = (path, shown_by_client(image))
     return out
 
 

@@ -20,7 +20,7 @@ from hdx.client.viewer import NotLossless, Viewer
 from hdx.sources.image import ImageSource
 from hdx.sources.push import PushSource
 from hdx.webrtc.track import SentFrame
-from tests.conftest import running_server, wait_for
+from tests.conftest import running_server, shown_by_client, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -48,12 +48,7 @@ async def test_python_client_ends_byte_exact(name: str, tmp_path: Path) -> None:
     async with running_server(ImageSource(path), fps=30) as server, Viewer(server.url) as viewer:
         report = await viewer.until_lossless(timeout_s=30)
         shown = viewer.framebuffer()
-        if image.dtype == np.uint16:
-            expected = image
-        elif image.ndim == 2:
-            expected = np.repeat(image[..., None], 3, axis=2)
-        else:
-            expected = image[..., ::-1]
+        expected = shown_by_client(image)
         assert shown.dtype == expected.dtype and np.array_equal(shown, expected)
         assert report.lossless and report.bits == (16 if image.dtype == np.uint16 else 8)
         summary = server.session_summaries()[0]["lossless"]
