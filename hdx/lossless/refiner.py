@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hdx.lossless import codec
-from hdx.lossless.board import TILE, TileBoard, TileRect
+from hdx.lossless.board import TILE, TileBoard, TileRect, TileState
 from hdx.lossless.protocol import TileHeader, chunk_tile
 from hdx.server.capture import CapturedFrame
 from hdx.webrtc.control import verified as verified_message
@@ -40,13 +40,15 @@ log = logging.getLogger(__name__)
 MAX_RECT_TILES = 8
 """A rectangle is at most 8x8 tiles (512x512 pixels): quick to encode, and a change to one
 tile wastes little."""
-CHUNK_BYTES = 64 * 1024
+CHUNK_BYTES = 16 * 1024
 """Chunk size: far under Chromium's 256 KiB message limit and small enough that a control
 message queued behind tile chunks waits only milliseconds."""
 VIDEO_ACTIVE_S = 0.1
 """Video counts as moving if a frame with changes went out this recently (three frame
 intervals at 30 fps). Shorter than the quiet period on purpose: when the whole screen goes
 still, refinement is not held to the budget meant to protect moving video."""
+PARALLEL_WHEN_STILL = 2
+"""Rectangles encoded at once while no video moves (the refine executor has as many threads)."""
 MAX_MISMATCHES = 3
 """A rectangle whose hash mismatches this often is not retried (the client cannot draw it
 exactly; it stays marked lossy, truthfully). After the first mismatch it is resent in the
@@ -82,6 +84,19 @@ class _InFlight:
     generations: npt.NDArray[np.int64]
     digest: str
     sent_at: float
+
+
+@dataclass(slots=True)
+class _Job:
+    """One rectangle on its way: queued, encoding, then sent."""
+
+    rect: TileRect
+    board: TileBoard
+    generations: npt.NDArray[np.int64]
+    base_pts: int
+    pixels: tuple[int, int, int, int]
+    future: asyncio.Future[_Encoded]
+    sent: bool = False
 
 
 @dataclass(slots=True)
@@ -231,8 +246,14 @@ class TileRefiner:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._next_check_s())
                     continue
-                for rect in rects:
-                    if not await self._refine(rect):
+                # While video moves, one encode at a time (one core); with the screen still,
+                # the video encoder is idle and two encodes overlap. Sends stay in order.
+                width = 1 if self._video_moving() else PARALLEL_WHEN_STILL
+                started = [self._start(rect) for rect in rects[:width]]
+                for job in started:
+                    if not await self._finish(job):
+                        for rest in started:  # planning again: release what was queued
+                            self._release(rest)
                         break
         except asyncio.CancelledError:
             raise
@@ -284,18 +305,33 @@ class TileRefiner:
             return 1.0
         return min(max(float(due_at[waiting].min()) - now, 0.005), 1.0)
 
-    async def _refine(self, rect: TileRect) -> bool:
-        """Encode and send one rectangle; False if the caller should re-plan first."""
+    def _start(self, rect: TileRect) -> _Job:
+        """Queue one rectangle and start encoding it on the refine executor."""
         board, frame = self.board, self._frame
-        if board is None or frame is None:
-            return False
+        assert board is not None and frame is not None  # _due() plans only with both
         generations = board.mark_queued(rect)
-        base_pts = self._base_pts
         x, y, w, h = rect.pixels(board.width, board.height, board.tile)
-        loop = asyncio.get_running_loop()
         safe = self._mismatches.get(rect, 0) > 0
-        encoded = await loop.run_in_executor(
+        future = asyncio.get_running_loop().run_in_executor(
             self._executor, _encode_rect, frame, (x, y, w, h), self.formats, safe)
+        return _Job(rect, board, generations, self._base_pts, (x, y, w, h), future)
+
+    def _release(self, job: _Job) -> None:
+        """A queued rectangle that will not be sent: its tiles are lossy again (if unsent)."""
+        if job.sent:
+            return
+        job.future.cancel()
+        if job.board is self.board:
+            states = job.board.state[job.rect.slices]
+            current = job.board.generation[job.rect.slices] == job.generations
+            states[current & (states == TileState.QUEUED)] = TileState.LOSSY
+
+    async def _finish(self, job: _Job) -> bool:
+        """Wait for the encode, then send the rectangle; False if the caller should re-plan."""
+        rect, board, generations, base_pts = job.rect, job.board, job.generations, job.base_pts
+        x, y, w, h = job.pixels
+        encoded = await job.future
+        job.sent = True  # from here on this method settles the tiles' state itself
         if encoded.tile.fallback is not None:
             self.stats.fallbacks += 1
             if self.stats.fallbacks == 1:
@@ -344,11 +380,14 @@ class TileRefiner:
         self._budget_tokens = min(self._budget_tokens + (now - self._budget_at) * rate,
                                   rate * 0.1 + size)
         self._budget_at = now
-        if now - self._video_moved_at < VIDEO_ACTIVE_S:
+        if self._video_moving():
             self._budget_tokens -= size
             if self._budget_tokens < 0:
                 self.stats.budget_waits += 1
                 await asyncio.sleep(-self._budget_tokens / rate)
+
+    def _video_moving(self) -> bool:
+        return time.monotonic() - self._video_moved_at < VIDEO_ACTIVE_S
 
     def _note_if_lossless(self) -> None:
         board = self.board

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from hdx.config import Config
 from hdx.errors import ConfigError, OfferError
+from hdx.lossless.refiner import PARALLEL_WHEN_STILL
 from hdx.server.app import build_app
 from hdx.server.capture import CaptureHub
 from hdx.sources.base import Frame, FrameSource, InputEvent
@@ -51,9 +52,11 @@ class HdxServer:
         self.started_at = time.monotonic()
         self._executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
                                             thread_name_prefix="hdx-encode")
-        # One thread for every viewer's lossless tiles: refinement never takes more than a
-        # core from capture and video.
-        self._refine_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hdx-refine")
+        # Threads for every viewer's lossless tiles: a refiner uses one while video moves (so
+        # refinement never takes more than a core from capture and video) and both while the
+        # screen is still (the video encoder is then idle).
+        self._refine_executor = ThreadPoolExecutor(max_workers=PARALLEL_WHEN_STILL,
+                                                   thread_name_prefix="hdx-refine")
         self._runner: web.AppRunner | None = None
         self._closing_tasks: set[asyncio.Task[None]] = set()
         self._port: int | None = None

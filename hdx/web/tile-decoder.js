@@ -1,23 +1,38 @@
-// The main thread's side of tile-worker.js: one worker, promises keyed by job id.
+// The main thread's side of tile-worker.js: two workers (tiles decode in parallel on two
+// cores), jobs handed out in turn, promises keyed by job id. The compositor still draws tiles
+// strictly in arrival order.
+
+const WORKERS = Math.max(1, Math.min(2, navigator.hardwareConcurrency || 1));
+// A 2x2 8-bit JPEG-LS image: decoding it at start loads and compiles CharLS in each worker
+// before the first real tiles arrive (otherwise the first refinement is twice as slow).
+const WARM_UP_JLS = '/9j/6AAgU1BJRkYAAgAAAQAAAAIAAAACCggGAQAAASwAAAEs/+gACAAAAAH/2P/3AAsIAAIAAgEBEQD/2gAIAQEAAAAAC8gAAAMI/9k=';
 
 export class TileDecoder {
   constructor() {
-    this.worker = new Worker('/static/tile-worker.js', { type: 'module' });
     this.nextId = 1;
     /** @type {Map<number, {resolve: (r: any) => void, reject: (e: Error) => void}>} */
     this.pending = new Map();
-    this.worker.onmessage = (event) => {
-      const { id, ok, error, ...result } = event.data;
-      const job = this.pending.get(id);
-      if (!job) return;
-      this.pending.delete(id);
-      if (ok) job.resolve(result);
-      else job.reject(new Error(error));
-    };
-    this.worker.onerror = (event) => {
-      for (const job of this.pending.values()) job.reject(new Error(`tile decoder failed: ${event.message}`));
-      this.pending.clear();
-    };
+    this.workers = [];
+    for (let i = 0; i < WORKERS; i++) {
+      const worker = new Worker('/static/tile-worker.js', { type: 'module' });
+      worker.onmessage = (event) => {
+        const { id, ok, error, ...result } = event.data;
+        const job = this.pending.get(id);
+        if (!job) return;
+        this.pending.delete(id);
+        if (ok) job.resolve(result);
+        else job.reject(new Error(error));
+      };
+      worker.onerror = (event) => {
+        for (const job of this.pending.values()) job.reject(new Error(`tile decoder failed: ${event.message}`));
+        this.pending.clear();
+      };
+      this.workers.push(worker);
+    }
+    const sample = Uint8Array.from(atob(WARM_UP_JLS), (ch) => ch.charCodeAt(0));
+    for (let i = 0; i < this.workers.length; i++) {
+      this.decode({ fmt: 3, bits: 8, w: 2, h: 2 }, sample.slice()).catch(() => {});
+    }
   }
 
   /**
@@ -30,9 +45,10 @@ export class TileDecoder {
     const id = this.nextId++;
     const copy = payload.byteOffset === 0 && payload.byteLength === payload.buffer.byteLength
       ? payload : payload.slice();
+    const worker = this.workers[id % this.workers.length];
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, fmt: header.fmt, bits: header.bits, w: header.w, h: header.h,
+      worker.postMessage({ id, fmt: header.fmt, bits: header.bits, w: header.w, h: header.h,
         payload: copy.buffer }, [copy.buffer]);
     });
   }
