@@ -1,8 +1,8 @@
-// The main thread's side of tile-worker.js: two workers (tiles decode in parallel on two
-// cores), jobs handed out in turn, promises keyed by job id. The compositor still draws tiles
-// strictly in arrival order.
+// The main thread's side of tile-worker.js: one worker (measured on 2 cores: a second one
+// made video latency worse during refinement and did not make refinement faster), promises
+// keyed by job id. The compositor draws tiles strictly in arrival order.
 
-const WORKERS = Math.max(1, Math.min(2, navigator.hardwareConcurrency || 1));
+const WORKERS = 1;
 // A 2x2 8-bit JPEG-LS image: decoding it at start loads and compiles CharLS in each worker
 // before the first real tiles arrive (otherwise the first refinement is twice as slow).
 const WARM_UP_JLS = '/9j/6AAgU1BJRkYAAgAAAQAAAAIAAAACCggGAQAAASwAAAEs/+gACAAAAAH/2P/3AAsIAAIAAgEBEQD/2gAIAQEAAAAAC8gAAAMI/9k=';

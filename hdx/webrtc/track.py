@@ -100,6 +100,8 @@ class EncodedVideoTrack(MediaStreamTrack):
         self._encode_lock = threading.Lock()
         self._last_seq = -1
         self._last_pts = -1
+        """RTP time (minus origin) of the last packet handed to aiortc."""
+        self._last_encoder_pts = -1
         self._t0: float | None = None
         self._keyframe_reason: str | None = "start"
         self._refresh = False
@@ -165,12 +167,23 @@ class EncodedVideoTrack(MediaStreamTrack):
             self._encoding = False
         if self.readyState != "live":
             raise MediaStreamError
+        # The RTP timestamp is the moment the frame leaves, not when it was captured: the
+        # browser sizes its jitter buffer from how arrival times stray from RTP times, and
+        # encode time varies with load (it does not measure the network). Capture time still
+        # travels in the frame announcement, for latency.
+        wire_pts = max(self._wire_pts_now(), self._last_pts + 1)
+        self._last_pts = wire_pts
+        encoded.packet.pts = encoded.packet.dts = wire_pts
         changed = self._hub.changes_between(self._last_seq, frame)
         self._account(frame, encoded, keyframe_reason)
         if self.on_sent is not None:
-            self.on_sent(SentFrame(pts, frame.captured_at, encoded.keyframe, encoded.size,
+            self.on_sent(SentFrame(wire_pts, frame.captured_at, encoded.keyframe, encoded.size,
                                    frame, changed))
         return encoded.packet
+
+    def _wire_pts_now(self) -> int:
+        t0 = self._t0 if self._t0 is not None else time.monotonic()
+        return int((time.monotonic() - t0) * TIME_BASE.denominator)
 
     def _learn_origin(self) -> None:
         # aiortc adds a random origin to our pts and keeps it in a local variable; it also
@@ -209,15 +222,15 @@ class EncodedVideoTrack(MediaStreamTrack):
                 return frame
 
     def _pts_for(self, frame: CapturedFrame) -> int:
-        # RTP time follows capture time, so the browser's jitter estimate sees the real cadence;
+        # The encoder's clock follows capture time (its rate control sees the real cadence);
         # a keyframe re-sent for an unchanged frame still needs a later timestamp.
         if self._t0 is None:
             self._t0 = frame.captured_mono
         capture_pts = int((frame.captured_mono - self._t0) * TIME_BASE.denominator)
         resend_pts = int((time.monotonic() - self._t0) * TIME_BASE.denominator)
         pts = capture_pts if frame.seq != self._last_seq else resend_pts
-        pts = max(pts, self._last_pts + 1)
-        self._last_pts = pts
+        pts = max(pts, self._last_encoder_pts + 1)
+        self._last_encoder_pts = pts
         return pts
 
     def _encode(self, frame: CapturedFrame, pts: int, keyframe: bool) -> EncodedFrame:
