@@ -110,6 +110,24 @@ def stamp_frame_id(frame: Frame, frame_id: int) -> None:
         frame[0:CELL, i * CELL:(i + 1) * CELL, :3] = 255 if bit else 0
 
 
+def latencies_from(samples: list[tuple[int, float]], produced: dict[int, float]
+                   ) -> tuple[list[float], int, set[int]]:
+    """(latencies ms, unreadable markers, frame ids seen) from the page's (id, drawn ms)
+    samples; a frame drawn twice counts once."""
+    latencies: list[float] = []
+    bad = 0
+    seen: set[int] = set()
+    for frame_id, shown in samples:
+        if frame_id < 0 or frame_id not in produced:
+            bad += 1
+            continue
+        if frame_id in seen:
+            continue  # the same frame drawn again
+        seen.add(frame_id)
+        latencies.append((shown / 1000.0 - produced[frame_id]) * 1000.0)
+    return latencies, bad, seen
+
+
 class MarkedDesktop:
     """The synthetic desktop in endless cine, each frame stamped with its id; thread-safe."""
 
@@ -229,16 +247,7 @@ async def measure(context: Any, name: str, width: int, height: int, fps: int,
         for pc in peers:
             await pc.close()
         await runner.cleanup()
-    latencies, bad = [], 0
-    seen: set[int] = set()
-    for frame_id, shown in samples:
-        if frame_id < 0 or frame_id not in source.produced:
-            bad += 1
-            continue
-        if frame_id in seen:
-            continue  # the same frame drawn again
-        seen.add(frame_id)
-        latencies.append((shown / 1000.0 - source.produced[frame_id]) * 1000.0)
+    latencies, bad, seen = latencies_from(samples, source.produced)
     return {"pipeline": name, "codec": codec, "latencies_ms": latencies,
             "fps": len(seen) / elapsed, "unreadable": bad, "receiver": stats}
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 from _report import REPO, RESULTS, machine_info, pyplot, write_report
-from glass_to_glass import HDX_PROBE_JS, ID_BITS, stamp_frame_id, wait_until
+from glass_to_glass import HDX_PROBE_JS, ID_BITS, latencies_from, stamp_frame_id, wait_until
 
 sys.path.insert(0, str(REPO))
 from hdx.bench import content
@@ -184,15 +184,7 @@ async def measure(browser: Any, mode: str, pool: Pool, args: argparse.Namespace
     finally:
         await context.close()
         await server.stop()
-    latencies, bad, seen = [], 0, set()
-    for frame_id, shown in samples:
-        if frame_id < 0 or frame_id not in source.produced:
-            bad += 1
-            continue
-        if frame_id in seen:
-            continue  # the same frame drawn again
-        seen.add(frame_id)
-        latencies.append((shown / 1000.0 - source.produced[frame_id]) * 1000.0)
+    latencies, bad, seen = latencies_from(samples, source.produced)
     run: dict[str, Any] = {
         "mode": mode, "latencies_ms": latencies, "server_ms": server_side,
         "fps": len(seen) / elapsed, "unreadable": bad,
