@@ -26,7 +26,11 @@ tintToggle.addEventListener('click', () => {
   tintToggle.setAttribute('aria-pressed', String(on));
   compositor.setDebugTint(on);
 });
-const formats = decodableFormats();
+// `?tile-formats=png,zstd` narrows what this page asks for (to try the paths browsers without
+// JPEG XL take); it can only remove formats, never claim one the browser cannot decode exactly.
+const wanted = new URLSearchParams(window.location.search).get('tile-formats');
+const formats = decodableFormats().then((names) => (wanted === null ? names
+  : names.filter((name) => wanted.split(',').includes(name))));
 let latency = new LatencyEstimator();
 /** @type {Set<(info: {width: number, height: number, canvas: HTMLCanvasElement}) => void>} */
 const frameListeners = new Set();

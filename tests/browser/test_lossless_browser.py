@@ -4,9 +4,11 @@ overlay when the desktop changes under refinement."""
 from __future__ import annotations
 
 import base64
+import json
 import random
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,22 @@ def test_screen_ends_byte_exact_and_says_so(browser_context: Any, name: str,
         else:
             assert np.array_equal(snapshot(page)[..., :3], expected)
         assert status["tileCounters"]["broken"] == 0
+
+
+@pytest.mark.parametrize(("allowed", "expected_format"), [("png,jls,raw", "png"),
+                                                           ("zstd", "zstd")])
+def test_browsers_without_jpeg_xl_get_exact_tiles_too(
+        browser_context: Any, pictures: dict[str, tuple[Path, np.ndarray]], allowed: str,
+        expected_format: str) -> None:
+    path, expected = pictures["text-ui"]
+    for served in serve("--source", f"image:{path}"):
+        page = browser_context.new_page()
+        page.goto(served.url + f"?tile-formats={allowed}")
+        wait_until(page, "window.hdx && window.hdx.status().lossless", 30)
+        assert np.array_equal(snapshot(page)[..., :3], expected)
+        sessions = json.loads(urllib.request.urlopen(served.url + "api/sessions").read())
+        formats = sessions["sessions"][0]["lossless"]["formats"]
+        assert "jxl" not in formats and expected_format in formats, formats
 
 
 def test_scaled_view_is_never_called_lossless(browser_context: Any,
