@@ -180,6 +180,7 @@ export class Compositor {
       if (this.enabled && (width !== this.width || height !== this.height)) {
         this.reset(width, height, this.bits, this.tile, true);
       }
+      this.dropAll(); // resizing cleared the canvas, and with it every exact tile
     }
     let pts = this.ptsOf(rtp);
     if (canHold && this.enabled && !this.isAnnounced(pts)) {
