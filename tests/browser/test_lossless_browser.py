@@ -253,3 +253,40 @@ def test_random_changes_never_show_a_stale_overlay(
     assert summary["hash_mismatches"] == 0
     print(f"seed {seed}: {checked} samples checked, {lossless_seen} while lossless, "
           f"counters {counters}")
+
+
+def test_hostile_tile_messages_are_counted_and_the_page_goes_on(browser_context: Any) -> None:
+    from hdx.lossless.protocol import TileHeader, chunk_tile
+
+    rng = np.random.default_rng(12)
+    frame = rng.integers(0, 256, (256, 384, 3), dtype=np.uint8)
+    source = PushSource(384, 256)
+    source.push(frame.copy())
+    with server_thread(source, fps=30) as running:
+        page = open_client(browser_context, running.url)
+        session = running.call(lambda: next(iter(running.server.sessions.values())))
+        wait_until(page, "window.hdx.status().lossless", 30)
+        shown = page.evaluate("window.hdx.tileState().shownPts")
+        good = chunk_tile(TileHeader(900_001, 0, 0, 64, 64, 0, 2, 8, 3, 300), bytes(300), 132)
+        other = chunk_tile(TileHeader(900_001, 64, 0, 64, 64, 0, 2, 8, 3, 300), bytes(300), 132)
+        hostile = [b"", b"HT", b"\x00" * 40, bytes(range(256)), good[1] + b"x",
+                   good[0], good[0], other[1],
+                   # complete, well-formed, but its payload is not a PNG: a decode failure
+                   *chunk_tile(TileHeader(900_002, 0, 0, 64, 64, shown, 2, 8, 3, 100),
+                               bytes(100), 4096)]
+
+        def send_all() -> None:
+            channel = session.refiner._channel
+            for message in hostile:
+                channel.send(message)
+
+        running.call(send_all)
+        wait_until(page, "window.hdx.status().tileCounters.malformed >= 5", 10)
+        wait_until(page, "window.hdx.status().tileCounters.broken >= 1", 10)
+        # The page is still exact and still refines what changes next.
+        frame[100:200, 100:300] = (10, 200, 30)
+        source.push(frame.copy())
+        wait_until(page, "window.hdx.status().lossless && "
+                         "window.hdx.status().tileCounters.tilesDrawn >= 2", 30)
+        assert np.array_equal(snapshot(page)[..., :3], frame[..., ::-1])
+        assert page.evaluate("window.hdx.status().connected")
