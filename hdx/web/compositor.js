@@ -218,7 +218,6 @@ export class Compositor {
    * of a VideoFrame costs a conversion each and brought the page to 4 fps.
    */
   drawVideoAroundOverlays(source) {
-    const t = this.tile;
     let overlays = 0;
     for (let i = 0; i < this.overlayBase.length; i++) if (this.overlayBase[i] >= 0) overlays++;
     if (overlays === 0) {
@@ -228,15 +227,7 @@ export class Compositor {
     if (overlays === this.overlayBase.length) return; // every tile exact: nothing to draw
     this.ctx.save();
     this.ctx.beginPath();
-    for (let r = 0; r < this.rows; r++) {
-      let c = 0;
-      while (c < this.cols) {
-        if (this.overlayBase[r * this.cols + c] >= 0) { c++; continue; }
-        const start = c;
-        while (c < this.cols && this.overlayBase[r * this.cols + c] < 0) c++;
-        this.ctx.rect(start * t, r * t, c * t - start * t, t);
-      }
-    }
+    this.forEachRun(false, (x, y, w, h) => this.ctx.rect(x, y, w, h));
     this.ctx.clip();
     this.ctx.drawImage(source, 0, 0);
     this.ctx.restore();
@@ -276,18 +267,24 @@ export class Compositor {
   }
 
   redrawOverlays() {
+    this.forEachRun(true, (x, y, w, h) => this.ctx.drawImage(this.layer, x, y, w, h, x, y, w, h));
+  }
+
+  /**
+   * Call `fn(x, y, w, h)` for each horizontal run of tiles that have an overlay
+   * (`withOverlay`) or have none, clipped to the desktop.
+   */
+  forEachRun(withOverlay, fn) {
     const t = this.tile;
     for (let r = 0; r < this.rows; r++) {
       let c = 0;
       while (c < this.cols) {
-        if (this.overlayBase[r * this.cols + c] < 0) { c++; continue; }
+        if ((this.overlayBase[r * this.cols + c] >= 0) !== withOverlay) { c++; continue; }
         const start = c;
-        while (c < this.cols && this.overlayBase[r * this.cols + c] >= 0) c++;
+        while (c < this.cols && (this.overlayBase[r * this.cols + c] >= 0) === withOverlay) c++;
         const x = start * t;
         const y = r * t;
-        const w = Math.min(c * t, this.width) - x;
-        const h = Math.min(y + t, this.height) - y;
-        this.ctx.drawImage(this.layer, x, y, w, h, x, y, w, h);
+        fn(x, y, Math.min(c * t, this.width) - x, Math.min(y + t, this.height) - y);
       }
     }
   }

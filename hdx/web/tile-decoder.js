@@ -2,6 +2,8 @@
 // made video latency worse during refinement and did not make refinement faster), promises
 // keyed by job id. The compositor draws tiles strictly in arrival order.
 
+import { FORMAT } from './tiles.js';
+
 const WORKERS = 1;
 // A 2x2 8-bit JPEG-LS image: decoding it at start loads and compiles CharLS in each worker
 // before the first real tiles arrive (otherwise the first refinement is twice as slow).
@@ -31,7 +33,7 @@ export class TileDecoder {
     }
     const sample = Uint8Array.from(atob(WARM_UP_JLS), (ch) => ch.charCodeAt(0));
     for (let i = 0; i < this.workers.length; i++) {
-      this.decode({ fmt: 3, bits: 8, w: 2, h: 2 }, sample.slice()).catch(() => {});
+      this.decode({ fmt: FORMAT.JLS, bits: 8, w: 2, h: 2 }, sample.slice()).catch(() => {});
     }
   }
 

@@ -5,8 +5,7 @@
 
 import { decodeJpegLs } from './jls.js';
 import { decompress as zstdDecompress } from './fzstd.js';
-
-const FORMAT = { JXL: 1, PNG: 2, JLS: 3, RAW: 4, ZSTD: 5 };
+import { FORMAT } from './tiles.js';
 
 function greyToRgba(grey) {
   const out = new Uint8ClampedArray(grey.length * 4);

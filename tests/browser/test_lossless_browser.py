@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from hdx.bench import content
+from hdx.client.compositor import later
 from hdx.sources.push import PushSource
 from hdx.webrtc.track import SentFrame
 from tests.browser.conftest import open_client, serve, snapshot, wait_until
@@ -175,10 +176,6 @@ _SAMPLE_JS = """() => {
 }"""
 
 
-def _later(a: int, b: int) -> bool:
-    d = (a - b) & 0xFFFFFFFF
-    return 0 < d < 1 << 31
-
 
 def _check(sample: dict[str, Any], recorder: _Recorder, problems: list[str]) -> bool:
     """The invariants at one instant in the page; returns True if the sample was checkable."""
@@ -194,7 +191,7 @@ def _check(sample: dict[str, Any], recorder: _Recorder, problems: list[str]) -> 
         return False
     tile, cols = state["tile"], state["cols"]
     for i, base in enumerate(state["overlayBase"]):
-        if base < 0 or _later(int(base), state["shownPts"]):
+        if base < 0 or bool(later(int(base), state["shownPts"])):
             continue  # no overlay, or one newer than the video (true content, not stale)
         cell = (slice(i // cols * tile, (i // cols + 1) * tile),
                 slice(i % cols * tile, (i % cols + 1) * tile))
