@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--lossless-budget", type=int, dest="lossless_budget_kbps",
                        metavar="KBPS", help="refinement ceiling while video moves "
                        "(default 4000 kbit/s)")
+    serve.add_argument("--drain-timeout", type=float, dest="drain_timeout_s", metavar="S",
+                       help="on SIGTERM/SIGINT, seconds to wait for viewers to leave before "
+                       "closing them (default 5; a second signal stops at once)")
     serve.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ...")
     serve.add_argument("--log-format", choices=["text", "json"], help="log format")
     serve.add_argument("--config", type=Path, help="TOML settings file (also HDX_CONFIG)")
@@ -98,7 +101,7 @@ def _serve(args: argparse.Namespace) -> int:
     flags = {name: getattr(args, name) for name in (
         "source", "host", "port", "encoder", "fps", "bitrate_kbps", "width", "height",
         "cine_seconds", "lossless", "lossless_quiet_ms", "lossless_budget_kbps", "log_level",
-        "log_format")}
+        "log_format", "drain_timeout_s")}
     config = load_config(flags, config_file=args.config)
     configure_logging(config.log_level, config.log_format)
     asyncio.run(_serve_until_signalled(config))
@@ -106,20 +109,29 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_until_signalled(config: Config) -> None:
+    """Serve until SIGTERM/SIGINT, then drain (viewers told, bounded wait) and stop; a second
+    signal cuts the wait short, for an operator who means *now*."""
     from hdx.server.server import HdxServer
     from hdx.sources.factory import open_source
 
     source = open_source(config.source, config.width, config.height, config.cine_seconds,
                          config.fps)
     stop = asyncio.Event()
+    hurry = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            hurry.set()
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
     async with HdxServer(source, config) as server:
         print(f"hdx: serving {config.source} at {server.url}", flush=True)
         await stop.wait()
-        log.info("stopping: closing %d session(s)", len(server.sessions))
+        await server.drain(config.drain_timeout_s, cut_short=hurry)
 
 
 def _doctor(args: argparse.Namespace) -> int:

@@ -55,6 +55,9 @@ class Config:
     ``host`` is a loopback address, otherwise every non-loopback interface."""
     connect_timeout_s: float = 20.0
     """A peer that has not connected after this many seconds is closed and freed."""
+    drain_timeout_s: float = 5.0
+    """On SIGTERM/SIGINT: seconds to wait for told viewers to leave before closing them (a
+    second signal stops at once). Service managers must allow more than this to stop."""
     lossless: bool = True
     """Refine still regions to exact pixels over the ``tiles`` channel (build to lossless)."""
     lossless_quiet_ms: int = 150
@@ -100,6 +103,8 @@ class Config:
                "must be 16..65536", self.lossless_buffer_kb)
         _check(self.connect_timeout_s > 0, "connect_timeout_s", "must be positive",
                self.connect_timeout_s)
+        _check(self.drain_timeout_s >= 0, "drain_timeout_s", "must be >= 0",
+               self.drain_timeout_s)
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some fields changed (validated like a new one)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import asdict
 from typing import Any
@@ -30,8 +31,12 @@ def available_video_encoders() -> list[str]:
     return names
 
 
-def diagnose(preference: EncoderPreference = "auto") -> dict[str, Any]:
-    """Collect everything ``hdx doctor`` prints, as JSON-ready data."""
+def diagnose(preference: EncoderPreference = "auto",
+             x_display: str | None = None) -> dict[str, Any]:
+    """Collect everything ``hdx doctor`` prints, as JSON-ready data.
+
+    ``x_display`` (default: ``$DISPLAY``) is also checked for what X11 capture needs.
+    """
     ffmpeg = str(getattr(av, "ffmpeg_version_info", "unknown"))
     gpu = probe_gpus()
     nvenc_failure = try_encoder("h264_nvenc") if gpu.nvenc_possible else gpu.reason
@@ -56,7 +61,17 @@ def diagnose(preference: EncoderPreference = "auto") -> dict[str, Any]:
                   "why": "an H.264 test frame encoded on the GPU" if nvenc_failure is None
                   else nvenc_failure},
         "selected_encoder": selected,
+        "x11": _x11_report(x_display),
     }
+
+
+def _x11_report(name: str | None) -> dict[str, Any] | None:
+    display = name if name is not None else os.environ.get("DISPLAY")
+    if not display:
+        return None
+    from hdx.x11.probe import probe_display
+
+    return probe_display(display)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -75,4 +90,10 @@ def render(report: dict[str, Any]) -> str:
         f"hdx uses    {report['selected_encoder']['codec'] or 'nothing'}: "
         f"{report['selected_encoder']['reason']}",
     ]
+    if report.get("x11") is None:
+        lines.append("X display   none checked (set DISPLAY or pass --display :N)")
+    else:
+        from hdx.x11.probe import render_display
+
+        lines.extend(render_display(report["x11"]))
     return "\n".join(lines)

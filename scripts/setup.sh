@@ -41,6 +41,10 @@ command -v cc >/dev/null || apt_install gcc libc6-dev || say "no C compiler: usi
 if [ "$purpose" = test ]; then
   # Chromium for the browser tier; fonts so pages render text.
   [ -x /usr/bin/chromium ] || apt_install chromium fonts-dejavu-core
+  # Real X servers for the X tier: Xvfb, and Xorg's dummy driver for RandR resizes/monitors;
+  # xwd/xrandr/xdpyinfo as independent references.
+  apt_install xvfb xserver-xorg-core xserver-xorg-video-dummy x11-apps x11-xserver-utils \
+    x11-utils xkb-data
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -69,6 +69,8 @@ class Compositor:
         self.layer: npt.NDArray[Any] = (np.zeros((height, width), np.uint16) if bits > 8
                                         else np.zeros((height, width, 3), np.uint8))
         self.origin: int | None = None
+        self.fidelity: str | None = None
+        """The server's reason why exact tiles are not the exact desktop (10-bit detail)."""
         self.first_announced: int | None = None
         self.last_announced: int | None = None
         self.shown_pts: int | None = None
@@ -201,8 +203,9 @@ class Compositor:
     # -- state ----------------------------------------------------------------------------------
     @property
     def lossless(self) -> bool:
-        """Every pixel shown is verified exact, and nothing announced is still to be shown."""
-        return (self.shown_pts is not None and not self._pending
+        """Every pixel shown is verified exact, nothing announced is still to be shown, and the
+        server has not said the tiles fall short of the desktop (``fidelity``)."""
+        return (self.fidelity is None and self.shown_pts is not None and not self._pending
                 and bool(self.verified.all()) and bool((self.overlay_base >= 0).all()))
 
     @property

@@ -67,13 +67,16 @@ class ViewerReport:
     tiles_received: int = 0
     tile_bytes: int = 0
     malformed_tiles: int = 0
+    server_bye: str | None = None
+    """The reason the server gave in ``bye`` (it is shutting down), if it said goodbye."""
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready summary (no pixels)."""
         return {k: getattr(self, k) for k in
                 ("url", "frames", "first_frame_s", "duration_s", "fps", "width", "height",
                  "encoder", "keyframes", "ended_idle", "bits", "lossless",
-                 "time_to_lossless_s", "tiles_received", "tile_bytes", "malformed_tiles")}
+                 "time_to_lossless_s", "tiles_received", "tile_bytes", "malformed_tiles",
+                 "server_bye")}
 
 
 class Viewer:
@@ -142,7 +145,7 @@ class Viewer:
         timeout = aiohttp.ClientTimeout(total=self.connect_timeout_s)
         try:
             async with aiohttp.ClientSession(timeout=timeout) as http, http.post(
-                urljoin(self.url, "api/offer"), json={"sdp": sdp, "type": "offer"}
+                self._offer_url(), json={"sdp": sdp, "type": "offer"}
             ) as response:
                 body = await response.json(content_type=None)
                 if response.status != 200:
@@ -153,6 +156,11 @@ class Viewer:
                 return body
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise ClientError(f"cannot reach {self.url}: {exc}") from exc
+
+    def _offer_url(self) -> str:
+        # The page's query (``?monitor=right``) selects what to watch; it goes with the offer.
+        query = urlsplit(self.url).query
+        return urljoin(self.url, "api/offer") + (f"?{query}" if query else "")
 
     def _on_message(self, data: str | bytes) -> None:
         try:
@@ -181,6 +189,11 @@ class Viewer:
             self.report.malformed_tiles += 1
             return
         self.report.messages.append(message)
+        if kind == "fidelity" and self.compositor is not None:
+            self.compositor.fidelity = (None if message.get("exact") is True
+                                        else str(message.get("reason") or "reduced depth"))
+        if kind == "bye":
+            self.report.server_bye = str(message.get("reason") or "server said goodbye")
         if kind == "hello":
             self.report.encoder = message.get("encoder")
             if message.get("lossless"):
@@ -337,7 +350,9 @@ class Viewer:
                 if time.monotonic() - started > timeout_s:
                     raise NotLossless(
                         f"not lossless after {timeout_s:.0f} s: "
-                        f"{self.compositor.coverage:.0%} of tiles verified")
+                        f"{self.compositor.coverage:.0%} of tiles verified"
+                        + (f"; {self.compositor.fidelity}" if self.compositor.fidelity
+                           else ""))
                 await asyncio.sleep(0.01)
         finally:
             pump.cancel()

@@ -29,6 +29,7 @@ __all__ = [
     "tile_change_map",
     "tile_change_map_native",
     "tile_change_map_numpy",
+    "tile_change_map_within",
 ]
 
 DEFAULT_TILE: Final = 64
@@ -129,3 +130,36 @@ def tile_change_map(
         return tile_change_map_native(prev, cur, tile)
     _check(prev, cur, tile)
     return tile_change_map_numpy(prev, cur, int(tile))
+
+
+_MAX_HINT_RECTS = 32
+"""Beyond this many damage rectangles one bounding box is compared (fewer, larger calls)."""
+
+
+def tile_change_map_within(
+    prev: npt.NDArray[np.uint8],
+    cur: npt.NDArray[np.uint8],
+    rects: list[tuple[int, int, int, int]],
+    tile: int = DEFAULT_TILE,
+) -> npt.NDArray[np.bool_]:
+    """:func:`tile_change_map`, comparing only tiles that touch ``rects`` ``(x, y, w, h)``.
+
+    For sources that know where drawing happened (X11 DAMAGE): tiles outside every rectangle
+    count as unchanged without being read. Same result as the full map whenever the
+    rectangles cover every difference.
+    """
+    _check(prev, cur, tile)
+    h, w = prev.shape[:2]
+    out = np.zeros((-(-h // tile), -(-w // tile)), dtype=np.bool_)
+    boxes = [(x, y, x + rw, y + rh) for x, y, rw, rh in rects if rw > 0 and rh > 0]
+    if len(boxes) > _MAX_HINT_RECTS:
+        boxes = [(min(b[0] for b in boxes), min(b[1] for b in boxes),
+                  max(b[2] for b in boxes), max(b[3] for b in boxes))]
+    for x0, y0, x1, y1 in boxes:
+        tx0, ty0 = max(x0, 0) // tile, max(y0, 0) // tile
+        tx1, ty1 = -(-min(x1, w) // tile), -(-min(y1, h) // tile)
+        if tx1 <= tx0 or ty1 <= ty0:
+            continue
+        crop = (slice(ty0 * tile, min(ty1 * tile, h)), slice(tx0 * tile, min(tx1 * tile, w)))
+        out[ty0:ty1, tx0:tx1] |= tile_change_map(prev[crop], cur[crop], tile)
+    return out

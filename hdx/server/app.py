@@ -2,12 +2,18 @@
 
 ``GET /`` and ``GET /static/*`` serve the plain-ES-module client shipped in ``hdx/web``;
 ``POST /api/offer`` takes ``{"sdp": ..., "type": "offer"}`` and answers the same shape;
-``GET /healthz`` says the process is alive and what it runs; ``GET /api/sessions`` lists the
-viewers with their video counters (no secrets: ids, states and numbers only).
+``GET /healthz`` says the process is alive (always 200, a liveness probe) and what it runs,
+with ``"draining"``; ``GET /readyz`` says whether a new viewer would be served now (readiness
+probe): 200 ``{"ready": true, ...}``, or 503 ``{"ready": false, "reason": ...}`` while the server
+starts, drains for shutdown, or its source reports itself unhealthy. ``GET /api/sessions`` lists
+the viewers with their video counters (no secrets: ids, states and numbers only).
+``GET /api/monitors`` lists the desktop's monitors; ``POST /api/offer?monitor=NAME`` watches
+one of them (its own capture and video track) instead of the whole desktop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -37,7 +43,9 @@ def build_app(server: HdxServer) -> web.Application:
     app.router.add_get("/static/{name}", _static)
     app.router.add_post("/api/offer", _offer)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
     app.router.add_get("/api/sessions", _sessions)
+    app.router.add_get("/api/monitors", _monitors)
     app.router.add_get("/favicon.ico", _no_content)
     return app
 
@@ -90,7 +98,8 @@ async def _offer(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
     try:
         offer = await _read_offer(request, server.config.max_offer_bytes)
-        answer_sdp, session_id = await server.accept_offer(offer)
+        monitor = request.query.get("monitor") or None
+        answer_sdp, session_id = await server.accept_offer(offer, monitor)
     except OfferError as exc:
         log.info("offer from %s rejected (%d): %s", request.remote, exc.status, exc.reason)
         return web.json_response({"error": exc.reason}, status=exc.status)
@@ -126,6 +135,24 @@ async def _sessions(request: web.Request) -> web.Response:
     return web.json_response({"sessions": server.session_summaries()})
 
 
+async def _monitors(request: web.Request) -> web.Response:
+    server = request.app[SERVER_KEY]
+    loop = asyncio.get_running_loop()
+    # Listing monitors asks the X server (a round trip on a fresh connection): off the loop.
+    monitors = await loop.run_in_executor(None, server.monitors)
+    return web.json_response({"monitors": monitors})
+
+
 async def _healthz(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
     return web.json_response(server.health())
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    server = request.app[SERVER_KEY]
+    ready, reason = server.readiness()
+    if not ready:
+        return web.json_response({"ready": False, "reason": reason}, status=503)
+    return web.json_response({"ready": True, "reason": reason,
+                              "encoder": server.encoder.codec if server.encoder else None,
+                              "sessions": len(server.sessions)})

@@ -17,14 +17,15 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from hdx.damage import tile_change_map
-from hdx.sources.base import Frame, FrameSource, InputEvent
+from hdx.damage import tile_change_map, tile_change_map_within
+from hdx.sources.base import CursorImage, Frame, FrameSource, InputEvent
 
 log = logging.getLogger(__name__)
 TILE = 64
@@ -47,6 +48,9 @@ class CapturedFrame:
     samples16: npt.NDArray[np.uint16] | None = None
     """Exact 16-bit grey samples of the whole frame, for sources deeper than the 8-bit video
     (``pixels`` then shows their high byte); ``None`` for 8-bit sources."""
+    fidelity: str | None = None
+    """Why ``pixels`` are not the exact desktop (10 bits per channel carried as 8), or
+    ``None``: clients must not claim lossless while it is set."""
 
     @property
     def size(self) -> tuple[int, int]:
@@ -66,6 +70,8 @@ class CaptureStats:
     last_diff_ms: float = 0.0
     changed_tiles_total: int = 0
     errors: int = 0
+    hinted_compares: int = 0
+    """Compares limited to the areas the source said were drawn (X11 DAMAGE)."""
     per_stage_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -84,6 +90,10 @@ class CaptureHub:
         self._prev_pixels: Frame | None = None
         self._history: dict[int, npt.NDArray[np.bool_]] = {}
         self._closed = False
+        self.cursor: CursorImage | None = None
+        """The pointer's shape as last read (sources that know it); shapes go to listeners."""
+        self._cursor_listeners: set[Callable[[CursorImage], None]] = set()
+        self._read_cursor = getattr(source, "cursor", None)
 
     # -- subscribers --------------------------------------------------------------------------
     def subscribe(self, wake: asyncio.Event) -> None:
@@ -101,6 +111,16 @@ class CaptureHub:
         self._subscribers.discard(wake)
         if not self._subscribers:
             self._poke.set()
+
+    def on_cursor(self, listener: Callable[[CursorImage], None]) -> None:
+        """Call ``listener`` (on the event loop) with each new cursor shape, and now."""
+        self._cursor_listeners.add(listener)
+        if self.cursor is not None:
+            listener(self.cursor)
+
+    def off_cursor(self, listener: Callable[[CursorImage], None]) -> None:
+        """Stop calling ``listener``."""
+        self._cursor_listeners.discard(listener)
 
     @property
     def subscriber_count(self) -> int:
@@ -140,14 +160,18 @@ class CaptureHub:
         log.debug("capture loop started at %d fps", self.fps)
         while self._subscribers and not self._closed:
             try:
-                frame = await loop.run_in_executor(self._executor, self._grab)
-            except Exception:
+                frame, cursor = await loop.run_in_executor(self._executor, self._grab_with_cursor)
+            except Exception as exc:
                 self.stats.errors += 1
-                log.exception("capture failed; retrying in one second")
+                if self.stats.errors == 1 or self.stats.errors % 60 == 0:
+                    log.error("capture failed (%d time(s)): %s; retrying every second",
+                              self.stats.errors, exc, exc_info=self.stats.errors == 1)
                 await self._sleep(1.0)
                 continue
             if frame is not None:
                 self._publish(frame)
+            if cursor is not None:
+                self._publish_cursor(cursor)
             next_due += interval
             now = time.monotonic()
             if next_due < now:  # behind: skip ticks, never burst to catch up
@@ -159,6 +183,22 @@ class CaptureHub:
         self._poke.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._poke.wait(), timeout=max(seconds, 0.0))
+
+    def _grab_with_cursor(self) -> tuple[CapturedFrame | None, CursorImage | None]:
+        frame = self._grab()
+        cursor = self._read_cursor() if callable(self._read_cursor) else None
+        return frame, cursor
+
+    def _publish_cursor(self, cursor: CursorImage) -> None:
+        old = self.cursor
+        self.cursor = cursor
+        if old is not None and old.serial == cursor.serial:
+            return
+        for listener in list(self._cursor_listeners):
+            try:
+                listener(cursor)
+            except Exception:  # a viewer's bug must not stop capture
+                log.exception("cursor listener failed")
 
     def _grab(self) -> CapturedFrame | None:
         """Runs on the capture thread: pull one frame and find what changed."""
@@ -176,7 +216,13 @@ class CaptureHub:
             tiles_w = -(-pixels.shape[1] // TILE)
             changed = np.ones((tiles_h, tiles_w), dtype=np.bool_)
         else:
-            changed = tile_change_map(prev, pixels, TILE)
+            hint = getattr(self.source, "damage_hint", None)
+            rects = hint() if callable(hint) else None
+            if rects is None:
+                changed = tile_change_map(prev, pixels, TILE)
+            else:
+                self.stats.hinted_compares += 1
+                changed = tile_change_map_within(prev, pixels, rects, TILE)
         self.stats.last_diff_ms = (time.perf_counter() - t1) * 1000.0
         self._prev_pixels = pixels
         if not changed.any():
@@ -185,7 +231,10 @@ class CaptureHub:
         seq = self.latest.seq + 1 if self.latest is not None else 0
         exact = getattr(self.source, "exact_samples", None)
         samples16 = exact() if callable(exact) else None
-        return CapturedFrame(seq, pixels, changed, time.time(), time.monotonic(), samples16)
+        read_fidelity = getattr(self.source, "fidelity", None)
+        fidelity = read_fidelity() if callable(read_fidelity) else None
+        return CapturedFrame(seq, pixels, changed, time.time(), time.monotonic(), samples16,
+                             fidelity)
 
     def _publish(self, frame: CapturedFrame) -> None:
         self.latest = frame

@@ -2,7 +2,8 @@
 
 Ownership: HdxServer owns the capture hub, the encode executor, the HTTP site and every
 session; ``stop()`` closes them all and waits for them. Session shutdowns that start inside
-aiortc callbacks run as tasks the server keeps and awaits.
+aiortc callbacks run as tasks the server keeps and awaits. ``drain()`` comes before ``stop()``
+when ops stop the service: no new viewers, a goodbye to each one, a bounded wait for them to go.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from hdx.config import Config
-from hdx.errors import ConfigError, OfferError
+from hdx.errors import ConfigError, HdxError, OfferError
 from hdx.lossless.refiner import PARALLEL_WHEN_STILL
 from hdx.server.app import build_app
 from hdx.server.capture import CaptureHub
@@ -29,6 +30,8 @@ from hdx.webrtc.ice import is_loopback
 from hdx.webrtc.session import ViewerSession
 
 log = logging.getLogger(__name__)
+_MAX_MONITORS = 16
+"""Monitor captures one server opens at most (each holds an X connection and a thread)."""
 
 
 class HdxServer:
@@ -60,6 +63,9 @@ class HdxServer:
         self._runner: web.AppRunner | None = None
         self._closing_tasks: set[asyncio.Task[None]] = set()
         self._port: int | None = None
+        self._draining = False
+        self._monitor_hubs: dict[str, CaptureHub] = {}
+        """One capture per monitor a viewer asked for by name (``?monitor=``)."""
 
     @classmethod
     def for_frames(
@@ -120,8 +126,40 @@ class HdxServer:
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}/"
 
+    @property
+    def draining(self) -> bool:
+        """True once :meth:`drain` or :meth:`stop` began: offers get 503, ``/readyz`` too."""
+        return self._draining
+
+    async def drain(self, timeout_s: float, cut_short: asyncio.Event | None = None) -> int:
+        """Stop taking viewers, say ``bye`` to each, wait up to ``timeout_s`` (or until
+        ``cut_short`` is set) for them to leave, then close the rest; returns how many were
+        closed by force. A viewer told why reconnects elsewhere instead of staring at a frozen
+        picture. Listening goes on (probes see 503) until :meth:`stop`."""
+        self._draining = True
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        told = list(self.sessions.values())
+        for session in told:
+            session.say_goodbye("server shutting down")
+        log.info("draining: refusing new viewers; told %d viewer(s) the server is shutting "
+                 "down; waiting up to %.1f s for them to leave", len(told), timeout_s)
+        deadline = began + timeout_s
+        while self.sessions and not (cut_short is not None and cut_short.is_set()):
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(0.05, left))
+        forced = list(self.sessions.values())
+        self.sessions.clear()
+        await asyncio.gather(*(s.close() for s in forced))
+        log.info("stopping: closing %d session(s) by force after %.1f s of draining",
+                 len(forced), loop.time() - began)
+        return len(forced)
+
     async def stop(self) -> None:
         """Close every session, stop listening and capturing, free the executor."""
+        self._draining = True  # an offer arriving now would make a session nobody closes
         await asyncio.gather(*(s.close() for s in list(self.sessions.values())))
         self.sessions.clear()
         if self._closing_tasks:
@@ -130,6 +168,9 @@ class HdxServer:
             await self._runner.cleanup()
             self._runner = None
         await self.hub.close()
+        for hub in self._monitor_hubs.values():
+            await hub.close()
+        self._monitor_hubs.clear()
         self._executor.shutdown(wait=True)
         self._refine_executor.shutdown(wait=True)
 
@@ -141,12 +182,20 @@ class HdxServer:
         await self.stop()
 
     # -- sessions ------------------------------------------------------------------------------
-    async def accept_offer(self, offer_sdp: str) -> tuple[str, str]:
-        """Create a session for an SDP offer; returns ``(answer_sdp, session_id)``."""
+    async def accept_offer(self, offer_sdp: str, monitor: str | None = None
+                           ) -> tuple[str, str]:
+        """Create a session for an SDP offer; returns ``(answer_sdp, session_id)``.
+
+        ``monitor`` names one monitor of a multi-monitor desktop (see :meth:`monitors`) to
+        watch instead of the whole desktop: its own capture, video track and input offset.
+        """
+        if self._draining:
+            raise OfferError("server is shutting down", status=503)
         if self.encoder is None:
             raise OfferError("the server is still starting", status=503)
+        hub = self.hub if monitor is None else self._hub_for_monitor(monitor)
         session_id = secrets.token_hex(8)
-        session = ViewerSession(session_id, self.hub, self.encoder, self.config, self._executor,
+        session = ViewerSession(session_id, hub, self.encoder, self.config, self._executor,
                                 on_closed=self._session_ended,
                                 refine_executor=self._refine_executor)
         self.sessions[session_id] = session
@@ -158,6 +207,37 @@ class HdxServer:
             raise
         log.info("session %s: answered offer (%d viewer(s))", session_id, len(self.sessions))
         return answer, session_id
+
+    def monitors(self) -> list[dict[str, Any]]:
+        """The desktop's monitors (``/api/monitors``); one "screen" for single-screen sources."""
+        listing = getattr(self.source, "monitors", None)
+        if callable(listing):
+            try:
+                return [{"name": m.name, "x": m.x, "y": m.y, "width": m.width,
+                         "height": m.height, "primary": m.primary} for m in listing()]
+            except HdxError as exc:
+                log.warning("cannot list monitors: %s", exc)
+        width, height = self.source.size
+        return [{"name": "screen", "x": 0, "y": 0, "width": width, "height": height,
+                 "primary": True}]
+
+    def _hub_for_monitor(self, name: str) -> CaptureHub:
+        hub = self._monitor_hubs.get(name)
+        if hub is not None:
+            return hub
+        make = getattr(self.source, "for_monitor", None)
+        if not callable(make):
+            raise OfferError(f"this desktop has no monitor {name!r} (it is a single screen)",
+                             status=404)
+        if len(name) > 64 or len(self._monitor_hubs) >= _MAX_MONITORS:
+            raise OfferError(f"monitor {name[:64]!r} cannot be opened", status=404)
+        try:
+            source = make(name)
+        except HdxError as exc:
+            raise OfferError(str(exc), status=404) from exc
+        hub = self._monitor_hubs[name] = CaptureHub(source, self.config.fps)
+        log.info("monitor %s: capturing %dx%d on its own", name, *source.size)
+        return hub
 
     def _session_ended(self, session: ViewerSession) -> None:
         if self.sessions.pop(session.id, None) is None:
@@ -196,11 +276,33 @@ class HdxServer:
             })
         return out
 
+    def readiness(self) -> tuple[bool, str]:
+        """Whether a new viewer would be served now, and if not why (``/readyz``).
+
+        A source may have ``health() -> str | None`` (None: healthy; else the reason it is
+        not, e.g. the X display went away); it runs on the event loop, so it must be quick.
+        """
+        if self._draining:
+            return False, "server is shutting down"
+        if self.encoder is None or self._runner is None:
+            return False, "the server is still starting"
+        check = getattr(self.source, "health", None)
+        if callable(check):
+            try:
+                problem = check()
+            except Exception as exc:  # a broken probe means we cannot vouch for the source
+                log.warning("source health check failed", exc_info=True)
+                problem = f"source health check failed: {type(exc).__name__}: {exc}"
+            if problem is not None:
+                return False, f"source unhealthy: {problem}"
+        return True, "accepting viewers"
+
     def health(self) -> dict[str, Any]:
         """What ``/healthz`` reports."""
         width, height = self.source.size
         return {
             "status": "ok",
+            "draining": self._draining,
             "encoder": self.encoder.codec if self.encoder else None,
             "encoder_reason": self.encoder.reason if self.encoder else None,
             "sessions": len(self.sessions),

@@ -11,6 +11,13 @@ Invariants every source keeps:
 - Optional: a source whose pixels are deeper than 8 bits (a 16-bit grey image) also has
   ``exact_samples() -> uint16 (height, width) | None``, called on the capture thread right after
   ``next_frame()``; lossless tiles then carry those samples and the video shows the high byte.
+- Optional, for sources of real desktops (X11), each called on the capture thread right after
+  ``next_frame()`` unless said otherwise: ``damage_hint() -> list[(x, y, w, h)] | None`` (where
+  the new frame may differ; the hub compares only there), ``cursor() -> CursorImage | None``,
+  ``fidelity() -> str | None`` (why frames are not the exact desktop, e.g. 10-bit detail),
+  ``health() -> str | None`` (any thread: the last capture error), ``release_input() -> int``
+  (event loop: release held keys/buttons when a viewer leaves), ``monitors()`` and
+  ``for_monitor(name)`` (a source for one monitor of the same desktop).
 """
 
 from __future__ import annotations
@@ -58,6 +65,26 @@ class KeyEvent:
 
 
 InputEvent = PointerEvent | WheelEvent | KeyEvent
+
+
+@dataclass(frozen=True, slots=True)
+class CursorImage:
+    """The pointer's shape, for sources that know it (X11): drawn by the client, never part
+    of the frames. ``pixels`` is BGRA with straight alpha; the hotspot is in its pixels."""
+
+    serial: int
+    """Changes whenever the shape changes."""
+    pixels: Frame
+    xhot: int
+    yhot: int
+    x: int
+    y: int
+    """Pointer position in frame pixels when the shape was read."""
+
+    @property
+    def visible(self) -> bool:
+        """False for an empty or fully transparent cursor (an application hid it)."""
+        return self.pixels.size > 0 and bool(self.pixels[..., 3].any())
 
 
 @runtime_checkable

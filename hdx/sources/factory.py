@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from hdx.errors import ConfigError, SourceError
+import os
+
+from hdx.errors import ConfigError
 from hdx.sources.base import FrameSource
 from hdx.sources.image import ImageSource
 from hdx.sources.synthetic import SyntheticDesktop
 
-VALID_FORMS = ("synthetic", "image:PATH", "x11:DISPLAY")
+VALID_FORMS = ("synthetic", "image:PATH", "x11:DISPLAY (e.g. x11::0; x11: uses $DISPLAY)")
 """The source spellings ``open_source`` understands."""
 
 
@@ -30,9 +32,14 @@ def open_source(
         if not arg:
             raise ConfigError("source 'image:' needs a path, e.g. image:/data/ct_slice.png")
         return ImageSource(arg, width, height)
-    if kind == "x11":
-        raise SourceError(
-            f"source {text!r}: X11 capture is not available yet (it arrives with the X11 "
-            "capture work); use 'synthetic' or 'image:PATH' for now"
-        )
+    if kind == "x11" and sep:
+        if width is not None or height is not None:
+            raise ConfigError("width/height do not apply to x11: the X screen's size is used "
+                              "(change it with xrandr; hdx follows)")
+        from hdx.sources.x11 import open_x11
+
+        display = arg or os.environ.get("DISPLAY", "")
+        if not display:
+            raise ConfigError("source 'x11:' needs a display, e.g. x11::0 (or set DISPLAY)")
+        return open_x11(display)
     raise ConfigError(f"unknown source {spec!r}; valid forms are: {', '.join(VALID_FORMS)}")

@@ -70,6 +70,8 @@ export class Compositor {
     this.debugTint = false;
     this.window = null; // {center, width} for 16-bit display; null = full range
     this.refreshAskedAt = -Infinity;
+    /** Why exact tiles are not the exact desktop (server's `fidelity`), or null. */
+    this.fidelityReason = null;
     /** @type {((state: object) => void) | null} called whenever the lossless state is re-derived */
     this.onStateChange = null;
     this.decoder = new TileDecoder();
@@ -445,6 +447,7 @@ export class Compositor {
     const scaled = !!(view && view.scaled);
     let reason = null;
     if (!this.enabled) reason = 'refinement off';
+    else if (this.fidelityReason) reason = this.fidelityReason;
     else if (!this.canVerify) reason = 'cannot verify (not a secure context)';
     else if (scaled) reason = 'scaled view';
     else if (this.shownPts === null) reason = 'video frame not identified';

@@ -8,6 +8,8 @@ import { Stats } from './status.js';
 import { LatencyEstimator } from './latency.js';
 import { Compositor, decodableFormats } from './compositor.js';
 import { LosslessIndicator } from './indicator.js';
+import { cursorSetter } from './cursor.js';
+import { offerMonitorWindows } from './monitors.js';
 
 const canvas = /** @type {HTMLCanvasElement} */ (document.getElementById('screen'));
 const viewport = document.getElementById('viewport');
@@ -18,6 +20,7 @@ const stats = new Stats();
 const compositor = new Compositor(canvas, /** @type {HTMLCanvasElement} */ (document.getElementById('tint')),
   (msg) => send(msg));
 compositor.view = view;
+const setCursor = cursorSetter(canvas);
 const indicator = new LosslessIndicator(document.getElementById('lossless'));
 compositor.onStateChange = (state) => indicator.show(state);
 const tintToggle = document.getElementById('tint-toggle');
@@ -37,6 +40,10 @@ const frameListeners = new Set();
 let control = null;
 /** @type {RTCPeerConnection | null} */
 let peerConnection = null;
+/** Ends the current session early (set while one runs). */
+let endSession = null;
+/** The server's reason when it said `bye` (it is shutting down): no reconnecting then. */
+let serverBye = null;
 
 function send(msg) {
   if (control && control.readyState === 'open') control.send(JSON.stringify(msg));
@@ -59,6 +66,16 @@ function onControlMessage(msg) {
     compositor.setOrigin(msg.origin);
   } else if (msg.t === 'verified') {
     compositor.confirm(msg.id, msg.tiles);
+  } else if (msg.t === 'cursor') {
+    setCursor(msg);
+  } else if (msg.t === 'fidelity') {
+    // Exact tiles are not the exact desktop (10-bit detail): never claim LOSSLESS meanwhile.
+    compositor.fidelityReason = msg.exact ? null : String(msg.reason || 'reduced depth');
+    compositor.refreshState();
+  } else if (msg.t === 'bye') {
+    // Leave at once, so the server's drain need not wait for us.
+    serverBye = String(msg.reason || 'server closed the session');
+    if (endSession) endSession();
   }
 }
 
@@ -86,6 +103,7 @@ async function runSession() {
   stats.session = peer.session;
   stats.error = null;
   const ended = new Promise((resolve) => {
+    endSession = resolve;
     peer.pc.addEventListener('connectionstatechange', () => {
       stats.connectionState = peer.pc.connectionState;
       if (['failed', 'closed'].includes(peer.pc.connectionState)) resolve();
@@ -95,14 +113,17 @@ async function runSession() {
   stats.renderPath = renderer.path;
   const pinger = setInterval(() => send(stats.ping()), 1000);
   await ended;
+  endSession = null;
   clearInterval(pinger);
   renderer.stop();
   peer.pc.close();
 }
 
-/** Keep a session up: reconnect after a failure with backoff (1 s doubling to 10 s). */
+/** Keep a session up: reconnect after a failure with backoff (1 s doubling to 10 s), unless
+ * the server said `bye` (it is shutting down; reloading the page connects again). */
 async function start() {
   attachInput(canvas, viewport, view, send);
+  offerMonitorWindows(/** @type {HTMLButtonElement} */ (document.getElementById('monitors')));
   viewport.focus();
   let delayMs = 1000;
   for (;;) {
@@ -115,6 +136,11 @@ async function start() {
       console.error('hdx:', err);
     }
     if (leaving) return;
+    if (serverBye) {
+      stats.connectionState = 'closed by server';
+      stats.error = `${serverBye}; reload to reconnect`;
+      return;
+    }
     if (performance.now() - began > 30000) delayMs = 1000; // it had been working: retry soon
     stats.connectionState = `reconnecting in ${Math.round(delayMs / 1000)} s`;
     stats.reconnects += 1;
@@ -179,6 +205,7 @@ window.hdx = {
       renderPath: stats.renderPath,
       reconnects: stats.reconnects,
       error: stats.error,
+      serverBye,
       ...losslessStatus(),
     };
   },

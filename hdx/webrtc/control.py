@@ -3,8 +3,8 @@
 Messages are small JSON objects with a type field ``t`` (version 1; see docs/protocol.md).
 Client to server: ``pointer``, ``wheel``, ``key``, ``ping``, and for lossless refinement
 ``caps``, ``ack``, ``nack``, ``refresh``. Server to client: ``hello``, ``pong``, ``origin``,
-``frame``, ``verified``. Anything malformed raises :class:`~hdx.errors.ProtocolError` with
-the reason; the session counts it and goes on.
+``frame``, ``verified``, ``bye``, ``cursor``, ``fidelity``. Anything malformed raises
+:class:`~hdx.errors.ProtocolError` with the reason; the session counts it and goes on.
 """
 
 from __future__ import annotations
@@ -197,3 +197,22 @@ def verified(tile_id: int, tiles: int) -> str:
 def pong(ping: Ping, server_ts: float) -> str:
     """The reply to a ping, with the server's wall-clock time for clock-offset estimates."""
     return json.dumps({"t": "pong", "id": ping.id, "ts": ping.ts, "server_ts": server_ts})
+
+
+def bye(reason: str) -> str:
+    """The server is going away (ops are stopping it): the client shows ``reason`` and stops
+    reconnecting on its own, rather than hammering a server that refuses offers meanwhile."""
+    return json.dumps({"t": "bye", "reason": reason})
+
+
+def cursor(png_base64: str, xhot: int, yhot: int, visible: bool, serial: int) -> str:
+    """The desktop pointer's shape (PNG with alpha), which the client uses as its own cursor
+    over the screen; sent when the shape changes (hidden: ``visible`` false, no image)."""
+    return json.dumps({"t": "cursor", "png": png_base64 if visible else "", "hx": xhot,
+                       "hy": yhot, "visible": visible, "serial": serial})
+
+
+def fidelity(reason: str | None) -> str:
+    """Whether exact tiles are the exact desktop: ``reason`` says why not (10-bit detail on a
+    depth-30 screen, carried as 8 bits); the client must not claim LOSSLESS meanwhile."""
+    return json.dumps({"t": "fidelity", "exact": reason is None, "reason": reason})

@@ -9,6 +9,7 @@ server's registry through ``on_closed``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
 from hdx.config import Config
@@ -23,7 +25,7 @@ from hdx.errors import OfferError, ProtocolError
 from hdx.lossless.protocol import pack_dirty
 from hdx.lossless.refiner import TileRefiner
 from hdx.server.capture import CaptureHub
-from hdx.sources.base import KeyEvent
+from hdx.sources.base import CursorImage, KeyEvent
 from hdx.video.selection import EncoderChoice
 from hdx.webrtc import control
 from hdx.webrtc.feedback import route_feedback
@@ -80,6 +82,8 @@ class ViewerSession:
         self._closing = False
         self._connected = asyncio.Event()
         self._watchdog: asyncio.Task[None] | None = None
+        self._fidelity: str | None = None
+        self._cursor_listening = False
 
     @property
     def connection_state(self) -> str:
@@ -154,6 +158,8 @@ class ViewerSession:
                                    lossless=self.refiner is not None, bits=bits))
         if self.track.rtp_origin is not None:
             channel.send(control.origin(self.track.rtp_origin))
+        self._hub.on_cursor(self._send_cursor)
+        self._cursor_listening = True
         # Frames sent before this channel opened were never announced: send the picture
         # again, so the client can tell which frame it is showing (and refinement can begin).
         self.track.request_refresh()
@@ -214,12 +220,32 @@ class ViewerSession:
                         "silently", self.id, reason)
 
     def _announce_frame(self, frame: SentFrame) -> None:
+        self._check_fidelity(frame.frame.fidelity)
         # Announce first: the client must know what this frame changes before it can draw it.
         pts = frame.pts & 0xFFFFFFFF  # RTP time wraps; clients compare pts modulo 2**32
         self._send(control.frame_sent(pts, frame.captured_at, frame.keyframe, frame.size,
                                       pack_dirty(frame.changed), frame.changed.shape))
         if self.refiner is not None:
             self.refiner.on_frame_sent(pts, frame.frame, frame.changed)
+
+    def _send_cursor(self, shape: CursorImage) -> None:
+        visible = shape.visible
+        png = ""
+        if visible:
+            ok, encoded = cv2.imencode(".png", shape.pixels)
+            visible = bool(ok)
+            png = base64.b64encode(encoded.tobytes()).decode("ascii") if ok else ""
+        self._send(control.cursor(png, shape.xhot, shape.yhot, visible, shape.serial))
+
+    def _check_fidelity(self, reason: str | None) -> None:
+        if reason != self._fidelity:
+            self._fidelity = reason
+            self._send(control.fidelity(reason))
+
+    def say_goodbye(self, reason: str) -> None:
+        """Tell the client the server is leaving (``bye``), if its control channel is open, so
+        it can say so instead of showing a frozen picture and retrying."""
+        self._send(control.bye(reason))
 
     def _send(self, text: str) -> None:
         channel = self._control
@@ -251,6 +277,15 @@ class ViewerSession:
         self.track.stop()
         if self.refiner is not None:
             self.refiner.stop()
+        if self._cursor_listening:
+            self._hub.off_cursor(self._send_cursor)
+        release = getattr(self._hub.source, "release_input", None)
+        if callable(release) and self.stats.input_events:
+            # Keys or buttons this viewer held must not stay down on the desktop.
+            try:
+                release()
+            except Exception:
+                log.warning("session %s: releasing held input failed", self.id, exc_info=True)
         try:
             await self._pc.close()
         except Exception:  # a peer half-built from a rejected offer can fail to close

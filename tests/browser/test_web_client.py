@@ -174,9 +174,13 @@ def test_page_reconnects_when_the_server_comes_back(browser_context: Any) -> Non
 
     port = free_port()
     first = serve("--width", "640", "--height", "360", "--cine-seconds", "0", port=port)
-    page = open_client(browser_context, next(first).url)
+    desktop = next(first)
+    page = open_client(browser_context, desktop.url)
     session = page.evaluate("window.hdx.status().session")
-    first.close()  # SIGTERM: the server closes its peers and exits
+    # A crash, not a SIGTERM (which says `bye`, and then the page stays away on purpose, see
+    # test_bye_browser.py): the page notices the silence (ICE consent, ~16 s) and retries.
+    desktop.process.kill()
+    first.close()
     wait_until(page, "window.hdx.status().connectionState.startsWith('reconnecting')",
                timeout_s=40)
     wait_until(page, "document.getElementById('status').textContent.includes('reconnecting')",

@@ -55,6 +55,8 @@ def test_env_list_and_optional_int() -> None:
         ({"encoder": "vp8"}, "'encoder' must be auto, nvenc or x264"),
         ({"min_bitrate_kbps": 9000}, "'min_bitrate_kbps'"),
         ({"width": 8}, "'width' must be 16..16384"),
+        ({"drain_timeout_s": -1}, r"'drain_timeout_s' must be >= 0 \(got -1.0\)"),
+        ({"drain_timeout_s": "nan"}, "'drain_timeout_s' must be >= 0"),
     ],
 )
 def test_invalid_values_name_the_setting(flags: dict[str, object], fragment: str) -> None:
@@ -80,3 +82,23 @@ def test_config_error_is_also_a_value_error() -> None:
 
 def test_no_native_flag_is_not_a_setting() -> None:
     assert load_config({}, environ={"HDX_NO_NATIVE": "1"}) == Config()
+
+
+def test_drain_timeout_from_every_origin(tmp_path: Path) -> None:
+    assert Config().drain_timeout_s == 5.0
+    assert Config(drain_timeout_s=0).drain_timeout_s == 0  # 0: close viewers at once
+    file = write(tmp_path, "drain_timeout_s = 7\n")
+    assert load_config({}, environ={}, config_file=file).drain_timeout_s == 7.0
+    env = {"HDX_DRAIN_TIMEOUT_S": "2.5"}
+    assert load_config({}, environ=env, config_file=file).drain_timeout_s == 2.5
+    assert load_config({"drain_timeout_s": 1.0}, environ=env).drain_timeout_s == 1.0
+    with pytest.raises(ConfigError, match="cannot read 'soon'"):
+        load_config({}, environ={"HDX_DRAIN_TIMEOUT_S": "soon"})
+
+
+def test_drain_timeout_flag() -> None:
+    from hdx.cli import _parser
+
+    args = _parser().parse_args(["serve", "--drain-timeout", "12.5"])
+    assert args.drain_timeout_s == 12.5
+    assert _parser().parse_args(["serve"]).drain_timeout_s is None  # unset: file/env/default

@@ -538,12 +538,14 @@ def test_open_source_image(tmp_path: Path) -> None:
         open_source(f"image:{tmp_path / 'missing.png'}", None, None, 0, 30)
 
 
-def test_open_source_x11_is_not_available_yet() -> None:
-    with pytest.raises(SourceError, match="X11"):
-        open_source("x11::0", None, None, 0, 30)
+def test_open_source_x11_without_a_server_says_why() -> None:
+    with pytest.raises(SourceError, match=r"cannot open X display ':4711'.*DISPLAY"):
+        open_source("x11::4711", None, None, 0, 30)
+    with pytest.raises(ConfigError, match="xrandr"):
+        open_source("x11::0", 800, None, 0, 30)
 
 
-@pytest.mark.parametrize("spec", ["", "bogus", "synthetic:foo", "webcam:0", "image"])
+@pytest.mark.parametrize("spec", ["", "bogus", "synthetic:foo", "webcam:0", "image", "x11"])
 def test_open_source_rejects_unknown_forms(spec: str) -> None:
     with pytest.raises(ConfigError, match=r"synthetic, image:PATH, x11:DISPLAY") as info:
         open_source(spec, None, None, 0, 30)
