@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="check what this machine offers hdx")
     doctor.add_argument("--json", action="store_true", help="print JSON instead of text")
+    doctor.add_argument("--display", metavar=":N",
+                        help="X display to check for x11 capture (default: $DISPLAY)")
 
     client = sub.add_parser("client", help="connect a headless viewer and report what it got")
     client.add_argument("url", help="server URL, e.g. http://127.0.0.1:8080/")
@@ -138,7 +140,7 @@ def _doctor(args: argparse.Namespace) -> int:
     from hdx.doctor import diagnose, render
 
     logging.basicConfig(level=logging.WARNING)
-    report = diagnose()
+    report = diagnose(x_display=args.display)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0
 

@@ -51,3 +51,25 @@ async def test_viewer_ends_exact_gets_the_cursor_and_leaves_nothing_held(
         assert released["button"] == 1
         app.wait_for(lambda e: e["type"] == "key" and not e["down"]
                      and e["name"] == "Control_L")
+
+
+async def test_depth30_detail_is_never_called_lossless(x_app_factory: Any) -> None:
+    from hdx.client.viewer import NotLossless
+    from tests.x11.xservers import x_server
+
+    with x_server("xvfb", "320x240", 30) as server:
+        app = x_app_factory(server, "100x80+20+30", "noise", 6)  # 10-bit values
+        source = X11Source(X11Screen(server.display))
+        async with running_server(source) as hdx:
+            viewer = Viewer(hdx.url)
+            await viewer.connect()
+            try:
+                with pytest.raises(NotLossless, match="10 bits per channel"):
+                    await viewer.until_lossless(4)
+                fidelity = [m for m in viewer.report.messages if m.get("t") == "fidelity"]
+                assert fidelity and fidelity[-1]["exact"] is False
+                app.close()  # what remains (black) is exact in 8 bits: lossless again
+                await viewer.until_lossless(30)
+                assert viewer.compositor is not None and viewer.compositor.fidelity is None
+            finally:
+                await viewer.close()
