@@ -140,9 +140,12 @@ async def exit_status(desktop: ServedDesktop, timeout_s: float) -> tuple[int, fl
     return code, time.monotonic() - started
 
 
-async def test_sigterm_drains_a_connected_viewer_then_exits_0() -> None:
+async def drain_with_viewer(drain_timeout_s: int, signals: int,
+                            exit_within_s: float) -> tuple[int, float, str]:
+    """Serve, connect a viewer, send SIGTERM ``signals`` times (the first after the viewer
+    is streaming, the rest once it got ``bye``); the exit status, seconds to exit, the log."""
     served = serve("--width", "320", "--height", "240", "--cine-seconds", "-1",
-                   "--drain-timeout", "2")
+                   "--drain-timeout", str(drain_timeout_s))
     desktop = next(served)
     try:
         async with Viewer(desktop.url) as viewer:
@@ -150,30 +153,24 @@ async def test_sigterm_drains_a_connected_viewer_then_exits_0() -> None:
             await viewer.wait_control_open()
             desktop.process.send_signal(signal.SIGTERM)
             await wait_for(lambda: viewer.report.server_bye is not None, timeout_s=5)
-            # The viewer stays: the server waits out the drain timeout, then closes it.
-            code, took = await exit_status(desktop, timeout_s=2 + 8)
-        assert code == 0, desktop.log()
-        log = desktop.log()
-        assert took >= 1.0, "it waited for the viewer"
-        assert "draining: refusing new viewers; told 1 viewer(s)" in log
-        assert "stopping: closing 1 session(s) by force after" in log
+            for _ in range(signals - 1):
+                desktop.process.send_signal(signal.SIGTERM)
+            code, took = await exit_status(desktop, timeout_s=exit_within_s)
+        return code, took, desktop.log()
     finally:
         served.close()
+
+
+async def test_sigterm_drains_a_connected_viewer_then_exits_0() -> None:
+    # The viewer stays: the server waits out the drain timeout, then closes it.
+    code, took, log = await drain_with_viewer(2, signals=1, exit_within_s=2 + 8)
+    assert code == 0, log
+    assert took >= 1.0, "it waited for the viewer"
+    assert "draining: refusing new viewers; told 1 viewer(s)" in log
+    assert "stopping: closing 1 session(s) by force after" in log
 
 
 async def test_a_second_sigterm_skips_the_wait() -> None:
-    served = serve("--width", "320", "--height", "240", "--cine-seconds", "-1",
-                   "--drain-timeout", "60")
-    desktop = next(served)
-    try:
-        async with Viewer(desktop.url) as viewer:
-            await viewer.next_frame()
-            await viewer.wait_control_open()
-            desktop.process.send_signal(signal.SIGTERM)
-            await wait_for(lambda: viewer.report.server_bye is not None, timeout_s=5)
-            desktop.process.send_signal(signal.SIGTERM)
-            code, _ = await exit_status(desktop, timeout_s=8)
-        assert code == 0, desktop.log()
-        assert "stopping: closing 1 session(s) by force" in desktop.log()
-    finally:
-        served.close()
+    code, _, log = await drain_with_viewer(60, signals=2, exit_within_s=8)
+    assert code == 0, log
+    assert "stopping: closing 1 session(s) by force" in log
