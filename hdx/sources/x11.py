@@ -25,7 +25,7 @@ from hdx.x11.cursor import CursorReader
 from hdx.x11.damage import DamageTracker, Rect
 from hdx.x11.display import Monitor, XDisplay
 from hdx.x11.grabber import Grabber, Raw, fits_in_8_bits, to_bgra
-from hdx.x11.injector import Injector
+from hdx.x11.injector import Injector, NoXTest
 
 log = logging.getLogger(__name__)
 _MONITOR_POLL_S = 1.0
@@ -59,15 +59,24 @@ class X11Screen:
         return self.monitors
 
     def injector(self) -> Injector | None:
-        """The input connection, opened on first use (``None`` if XTEST is missing)."""
+        """The input connection, opened on first use (``None`` if XTEST is missing);
+        ``SourceError`` while the display cannot be reached (the next call tries again)."""
         with self._input_lock:
             if self._injector is None and self._input_error is None:
                 try:
                     self._injector = Injector(self.display_name)
-                except SourceError as exc:
+                except NoXTest as exc:
                     self._input_error = str(exc)
                     log.warning("remote input disabled: %s", exc)
             return self._injector
+
+    def drop_injector(self) -> None:
+        """Forget a broken input connection, so the next event opens a new one."""
+        with self._input_lock:
+            injector, self._injector = self._injector, None
+            self._input_error = None
+        if injector is not None:
+            injector.display.close()
 
     def close(self) -> None:
         """Release held input and close the input connection. Idempotent."""
@@ -85,23 +94,13 @@ class X11Source:
         self.screen = screen
         self._owns_screen = owns_screen
         self.monitor_name = monitor
-        self.display = XDisplay(screen.display_name)
         self._lock = threading.Lock()
-        self._rect = self._find_rect()
         self._grabber: Grabber | None = None
         self._damage: DamageTracker | None = None
-        self.damage_failure: str | None = None
-        if screen.use_damage:
-            try:
-                self._damage = DamageTracker(self.display)
-            except SourceError as exc:
-                self.damage_failure = str(exc)
-                log.warning("XDamage unavailable (%s): comparing whole frames", exc)
         self._cursor_reader: CursorReader | None = None
-        try:
-            self._cursor_reader = CursorReader(self.display)
-        except SourceError as exc:
-            log.warning("cursor shape unavailable: %s", exc)
+        self.damage_failure: str | None = None
+        self._connected = False
+        self._connect()
         self._frame: Frame | None = None
         self._hint: list[Rect] | None = None
         self._cursor: CursorImage | None = None
@@ -110,6 +109,44 @@ class X11Source:
         self._checked_rect_at = time.monotonic()
         self._screen_size = self.display.screen_size()
         self.grabber_for_size()  # probe the pixel format now: a bad one fails at start
+
+    def _connect(self) -> None:
+        """Open the capture connection and what hangs off it (also after the server was lost)."""
+        self.display = XDisplay(self.screen.display_name)
+        self._connected = True
+        self._rect = self._find_rect()
+        self._damage = None
+        if self.screen.use_damage:
+            try:
+                self._damage = DamageTracker(self.display)
+            except SourceError as exc:
+                self.damage_failure = str(exc)
+                log.warning("XDamage unavailable (%s): comparing whole frames", exc)
+        self._cursor_reader = None
+        try:
+            self._cursor_reader = CursorReader(self.display)
+        except SourceError as exc:
+            log.warning("cursor shape unavailable: %s", exc)
+
+    def _reconnect(self) -> None:
+        """After the X server went away: drop the dead connection and try a new one (the
+        display may be back, e.g. restarted by its service manager); ``SourceError`` if not."""
+        self._release_connection()
+        self._connect()
+        self._frame = None  # the next frame is all new
+        self._screen_size = self.display.screen_size()
+        log.info("X display %s is back: capturing again", self.screen.display_name)
+
+    def _release_connection(self) -> None:
+        if self._grabber is not None:
+            self._grabber.close()
+            self._grabber = None
+        if self._damage is not None:
+            self._damage.close()
+            self._damage = None
+        if self._connected:
+            self.display.close()
+            self._connected = False
 
     # -- geometry ------------------------------------------------------------------------------
     def _find_rect(self) -> tuple[int, int, int, int]:
@@ -185,6 +222,8 @@ class X11Source:
     def next_frame(self) -> Frame:
         """The newest frame; the previous object when nothing was drawn (see module doc)."""
         try:
+            if not self._connected or self.display.lost:
+                self._reconnect()
             frame = self._next_frame()
         except SourceError as exc:
             self._failure = str(exc)
@@ -251,8 +290,13 @@ class X11Source:
     def handle_input(self, event: InputEvent) -> None:
         """Inject a remote event at this rectangle's position on the screen."""
         injector = self.screen.injector()
-        if injector is not None:
+        if injector is None:
+            return
+        try:
             injector.inject(event, self.origin)
+        except SourceError:
+            self.screen.drop_injector()  # the server went away; the next event reconnects
+            raise
 
     def release_input(self) -> int:
         """Release whatever remote input still holds (a viewer left or lost focus)."""
@@ -269,13 +313,7 @@ class X11Source:
 
     def close(self) -> None:
         """Free the segment and the connection. Idempotent."""
-        if self._grabber is not None:
-            self._grabber.close()
-            self._grabber = None
-        if self._damage is not None:
-            self._damage.close()
-            self._damage = None
-        self.display.close()
+        self._release_connection()
         if self._owns_screen:
             self.screen.close()
 

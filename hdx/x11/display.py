@@ -104,6 +104,12 @@ class XDisplay:
         with _errors_lock:
             return _errors.pop(_address(self.dpy), None)
 
+    @property
+    def lost(self) -> bool:
+        """Whether the connection broke (the server went away)."""
+        with _errors_lock:
+            return _address(self.dpy) in _dead
+
     def raise_if_lost(self) -> None:
         """``SourceError`` once the server has gone away."""
         with _errors_lock:

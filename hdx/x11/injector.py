@@ -23,6 +23,10 @@ _WHEEL_STEP = 53.0
 """Browser wheel pixels per X wheel click (Chromium reports ~53 px per notch at 100 %)."""
 
 
+class NoXTest(SourceError):
+    """The X server has no XTEST: remote input is impossible there (not a passing failure)."""
+
+
 class Injector:
     """Injects input for one X display (own connection; runs on the event loop)."""
 
@@ -33,7 +37,7 @@ class Injector:
         if d.lib.xtst is None or not d.lib.xtst.XTestQueryExtension(d.dpy, ints, ints + 1,
                                                                      ints + 2, ints + 3):
             d.close()
-            raise SourceError(f"X display {display_name!r} has no XTEST extension, so remote "
+            raise NoXTest(f"X display {display_name!r} has no XTEST extension, so remote "
                               "input cannot be injected")
         lo, hi = d.ffi.new("int *"), d.ffi.new("int *")
         d.lib.x11.XDisplayKeycodes(d.dpy, lo, hi)

@@ -156,7 +156,7 @@ def test_randr_resize_and_monitors_are_followed(x_app_factory: Any) -> None:
             source.close()
 
 
-def test_a_vanished_x_server_is_an_error_not_an_exit() -> None:
+def test_a_vanished_x_server_is_an_error_not_an_exit_and_capture_resumes() -> None:
     with x_server("xvfb", "320x240", 24) as server:
         source = X11Source(X11Screen(server.display))
         settle(source, 1)
@@ -167,7 +167,31 @@ def test_a_vanished_x_server_is_an_error_not_an_exit() -> None:
                 source.next_frame()
                 time.sleep(0.05)
         assert source.health() is not None
-        source.close()  # and closing a dead source is fine
+        with pytest.raises(SourceError):
+            source.handle_input(PointerEvent("move", 1, 1))
+        # The display comes back (a service manager restarted it): capture carries on.
+        number = server.display.lstrip(":")
+        restarted = subprocess.Popen(["Xvfb", server.display, "-screen", "0", "400x300x24",
+                                      "-nolisten", "tcp"], stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 15
+            frame = None
+            while frame is None:
+                assert time.monotonic() < deadline, f"capture did not resume on :{number}"
+                try:
+                    frame = source.next_frame()
+                except SourceError:
+                    time.sleep(0.2)
+            assert frame.shape == (300, 400, 4) and source.health() is None
+            source.handle_input(PointerEvent("move", 5, 6))  # input reconnects too
+            time.sleep(0.1)
+            source.next_frame()
+            cursor = source.cursor()
+            assert cursor is not None and (cursor.x, cursor.y) == (5, 6)
+        finally:
+            source.close()
+            restarted.terminate()
+            restarted.wait(timeout=10)
 
 
 def test_to_bgra_matches_masks_for_both_depths() -> None:
