@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -49,6 +50,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--drain-timeout", type=float, dest="drain_timeout_s", metavar="S",
                        help="on SIGTERM/SIGINT, seconds to wait for viewers to leave before "
                        "closing them (default 5; a second signal stops at once)")
+    serve.add_argument("--min-bitrate", type=int, dest="min_bitrate_kbps", metavar="KBPS",
+                       help="floor under the browser's bandwidth estimate (default 500)")
+    serve.add_argument("--max-offer-bytes", type=int, metavar="N",
+                       help="largest accepted offer body (default 65536; larger gets 413)")
+    serve.add_argument("--max-control-message-bytes", type=int, metavar="N",
+                       help="largest accepted control message (default 4096)")
+    serve.add_argument("--ice-host-addresses", metavar="ADDR,...",
+                       help="ICE host candidates (default: loopback for a loopback --host, "
+                       "else every non-loopback interface)")
+    serve.add_argument("--connect-timeout", type=float, dest="connect_timeout_s", metavar="S",
+                       help="close a peer not connected after this long (default 20)")
+    serve.add_argument("--lossless-buffer-kb", type=int, metavar="KB",
+                       help="tile bytes queued in the channel before the sender waits "
+                       "(default 256)")
     serve.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ...")
     serve.add_argument("--log-format", choices=["text", "json"], help="log format")
     serve.add_argument("--config", type=Path, help="TOML settings file (also HDX_CONFIG)")
@@ -100,10 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from hdx.logs import configure_logging
 
-    flags = {name: getattr(args, name) for name in (
-        "source", "host", "port", "encoder", "fps", "bitrate_kbps", "width", "height",
-        "cine_seconds", "lossless", "lossless_quiet_ms", "lossless_budget_kbps", "log_level",
-        "log_format", "drain_timeout_s")}
+    # Every setting has a flag (tests check it); an unset flag is None and defers to the
+    # environment, the file and the defaults.
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)}
     config = load_config(flags, config_file=args.config)
     configure_logging(config.log_level, config.log_format)
     asyncio.run(_serve_until_signalled(config))

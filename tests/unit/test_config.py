@@ -102,3 +102,15 @@ def test_drain_timeout_flag() -> None:
     args = _parser().parse_args(["serve", "--drain-timeout", "12.5"])
     assert args.drain_timeout_s == 12.5
     assert _parser().parse_args(["serve"]).drain_timeout_s is None  # unset: file/env/default
+
+
+def test_every_setting_has_a_serve_flag_and_a_row_in_the_readme() -> None:
+    import dataclasses
+
+    from hdx.cli import _parser
+
+    args = vars(_parser().parse_args(["serve"]))
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for field in dataclasses.fields(Config):
+        assert field.name in args and args[field.name] is None, field.name
+        assert f"`{field.name}`" in readme, field.name
