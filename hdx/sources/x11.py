@@ -45,7 +45,6 @@ class X11Screen:
         probe = XDisplay(display_name)  # fails early, with the reason, if we cannot connect
         try:
             self.depth = probe.depth
-            self.monitors = probe.monitors()
         finally:
             probe.close()
 
@@ -53,10 +52,9 @@ class X11Screen:
         """The RandR monitors now (own short connection: safe from any thread)."""
         probe = XDisplay(self.display_name)
         try:
-            self.monitors = probe.monitors()
+            return probe.monitors()
         finally:
             probe.close()
-        return self.monitors
 
     def injector(self) -> Injector | None:
         """The input connection, opened on first use (``None`` if XTEST is missing);
@@ -107,14 +105,14 @@ class X11Source:
         self._fidelity: str | None = None
         self._failure: str | None = None
         self._checked_rect_at = time.monotonic()
-        self._screen_size = self.display.screen_size()
         self.grabber_for_size()  # probe the pixel format now: a bad one fails at start
 
     def _connect(self) -> None:
         """Open the capture connection and what hangs off it (also after the server was lost)."""
         self.display = XDisplay(self.screen.display_name)
         self._connected = True
-        self._rect = self._find_rect()
+        self._screen_size = self.display.screen_size()
+        self._rect = self._rect_in(self._screen_size)
         self._damage = None
         if self.screen.use_damage:
             try:
@@ -134,7 +132,6 @@ class X11Source:
         self._release_connection()
         self._connect()
         self._frame = None  # the next frame is all new
-        self._screen_size = self.display.screen_size()
         log.info("X display %s is back: capturing again", self.screen.display_name)
 
     def _release_connection(self) -> None:
@@ -149,14 +146,16 @@ class X11Source:
             self._connected = False
 
     # -- geometry ------------------------------------------------------------------------------
-    def _find_rect(self) -> tuple[int, int, int, int]:
+    def _rect_in(self, screen_size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The captured rectangle on a screen of ``screen_size``: all of it, or the monitor's
+        (read from the server: one round trip)."""
         if self.monitor_name is None:
-            width, height = self.display.screen_size()
-            return 0, 0, width, height
-        for m in self.display.monitors():
+            return 0, 0, *screen_size
+        monitors = self.display.monitors()
+        for m in monitors:
             if m.name == self.monitor_name:
                 return m.x, m.y, m.width, m.height
-        names = ", ".join(m.name for m in self.display.monitors())
+        names = ", ".join(m.name for m in monitors)
         raise SourceError(f"X display {self.screen.display_name!r} has no monitor "
                           f"{self.monitor_name!r} (it has: {names})")
 
@@ -205,10 +204,7 @@ class X11Source:
                                           or now - self._checked_rect_at < _MONITOR_POLL_S):
             return False
         self._screen_size, self._checked_rect_at = size, now
-        if self.monitor_name is not None:
-            monitors = self.display.monitors()
-            self.screen.monitors = monitors
-        rect = self._find_rect()
+        rect = self._rect_in(size)
         with self._lock:
             changed = rect != self._rect
             self._rect = rect

@@ -4,7 +4,6 @@ driver for RandR), a real X application drawing known pixels and recording its i
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.browser.conftest import ServedDesktop, open_client, serve, snapshot, wait_until
-from tests.x11.xservers import XApp, XServer, read_xwd, x_server
+from tests.x11.xservers import XApp, XServer, x_server, xwd_root
 
 pytestmark = [pytest.mark.browser, pytest.mark.x11]
 
@@ -37,10 +36,7 @@ def served(xvfb: XServer, x_app: XApp) -> Iterator[ServedDesktop]:
 
 
 def screen_rgba(server: XServer) -> np.ndarray:
-    dump = subprocess.run(["xwd", "-root", "-silent"], env=server.env(), capture_output=True,
-                          timeout=20, check=True).stdout
-    w, h, _, pixels = read_xwd(dump)
-    assert isinstance(pixels, np.ndarray)
+    w, h, _, pixels = xwd_root(server)
     bgra = (pixels | 0xFF000000).astype("<u4").view(np.uint8).reshape(h, w, 4)
     return np.ascontiguousarray(bgra[..., [2, 1, 0, 3]])
 

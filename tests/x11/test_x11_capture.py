@@ -17,17 +17,9 @@ from hdx.sources.base import PointerEvent
 from hdx.sources.factory import open_source
 from hdx.sources.x11 import X11Screen, X11Source
 from hdx.x11.grabber import channels, to_bgra
-from tests.x11.xservers import XServer, read_xwd, x_server
+from tests.x11.xservers import XServer, x_server, xwd_root
 
 pytestmark = pytest.mark.x11
-
-
-def xwd_root(server: XServer) -> tuple[int, int, int, np.ndarray]:
-    done = subprocess.run(["xwd", "-root", "-silent"], env=server.env(), capture_output=True,
-                          timeout=20, check=True)
-    w, h, depth, pixels = read_xwd(done.stdout)
-    assert isinstance(pixels, np.ndarray)
-    return w, h, depth, pixels
 
 
 def settle(source: X11Source, rounds: int = 5) -> np.ndarray:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytest
 
 XORG_CONF = """
@@ -137,11 +138,16 @@ def x_server(kind: str = "xvfb", size: str = "1280x720", depth: int = 24) -> Ite
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def read_xwd(data: bytes) -> tuple[int, int, int, object]:
+def xwd_root(server: XServer) -> tuple[int, int, int, np.ndarray]:
+    """The whole screen as ``xwd -root`` dumps it: an independent reference for capture."""
+    done = subprocess.run(["xwd", "-root", "-silent"], env=server.env(), capture_output=True,
+                          timeout=20, check=True)
+    return read_xwd(done.stdout)
+
+
+def read_xwd(data: bytes) -> tuple[int, int, int, np.ndarray]:
     """``(width, height, depth, pixels as uint32 (h, w))`` of an ``xwd -root`` dump (ZPixmap,
     32 bits per pixel), parsed from its header (XWDFileHeader, big-endian CARD32s)."""
-    import numpy as np
-
     header = np.frombuffer(data[:100], ">u4")
     header_size, version, fmt, depth, width, height = (int(v) for v in header[:6])
     byte_order, bits_per_pixel, bytes_per_line, ncolors = (int(header[7]), int(header[11]),
