@@ -5,14 +5,14 @@ build-to-lossless on (the default Config) and with ``Config(lossless=False)``. C
 1920x1080 synthetic workstation:
 
 - a cine viewport (512x512 CT, a new slice every frame) and the 24-cell frame-id strip of
-  ``glass_to_glass.py`` at the top-left: the moving part, whose latency we measure;
+  ``hdx bench latency`` at the top-left: the moving part, whose latency we measure;
 - every ``--repaint-ms`` (500 ms) one large still area gets new detailed content, in turn: a
   document screen (1280x720 text), a random RGB patch (1280x540, incompressible) and a CT
   slice (480x480): each stays still long enough (> quiet_ms) to be refined, so tiles keep
   flowing while the video moves (under the ``lossless_budget_kbps`` byte budget).
 
 The source stamps each frame's id when the capture loop takes it; the page decodes the strip
-from what it drew (``hdx.onFrameDrawn``), as in glass_to_glass.py. Reports p50/p95 for both,
+from what it drew (``hdx.onFrameDrawn``), as in hdx/bench/latency.py. Reports p50/p95 for both,
 the ratios (target: p95 with refinement <= 1.2 x without; reported, not enforced), the tile
 bytes/s the server actually sent during the refinement runs, and the fps delivered.
 
@@ -34,7 +34,14 @@ from typing import Any
 
 import numpy as np
 from _report import REPO, RESULTS, machine_info, pyplot, write_report
-from glass_to_glass import HDX_PROBE_JS, ID_BITS, latencies_from, stamp_frame_id, wait_until
+
+from hdx.bench.latency import (
+    HDX_PROBE_JS,
+    ID_BITS,
+    latencies_from,
+    stamp_frame_id,
+    wait_until,
+)
 
 sys.path.insert(0, str(REPO))
 from hdx.bench import content

@@ -45,6 +45,8 @@ if [ "$purpose" = test ]; then
   # xwd/xrandr/xdpyinfo as independent references.
   apt_install xvfb xserver-xorg-core xserver-xorg-video-dummy x11-apps x11-xserver-utils \
     x11-utils xkb-data
+  # The VNC peer of `hdx bench peers` (and its tests): a Debian VNC server on the same Xvfb.
+  apt_install x11vnc
 fi
 
 if [ ! -x .venv/bin/python ]; then

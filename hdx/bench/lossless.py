@@ -21,14 +21,11 @@ Run: ``hdx bench lossless`` (or ``python -m hdx.bench lossless``, or
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import cv2
@@ -37,14 +34,16 @@ import numpy as np
 import numpy.typing as npt
 
 from hdx.bench import content as gen
+from hdx.bench import report
 from hdx.bench.lossless_report import SPEED_TARGET_MB_S, markdown, plot
+from hdx.bench.progress import Progress
 from hdx.lossless import codec as hdx_codec
 
 NAME = "lossless_codecs"
+KIND = "lossless"
+"""The files it writes: ``lossless.json``, ``.md`` and ``.png`` in the results folder."""
 DESCRIPTION = ("Lossless tile codecs: hdx's choice against PNG, WebP, JPEG-LS, JPEG XL, zlib, "
                "zstd and QOI")
-REPO = Path(__file__).resolve().parents[2]
-RESULTS = REPO / "benchmarks" / "results"
 WEBP_LEVEL, WEBP_METHOD = 75, 4
 """libwebp's lossless defaults (quality 75, method 4 = ``cwebp -lossless -z 6``)."""
 CONTENT_NAMES = ("desktop", "text", "ct8", "mr8", "ct16", "mr16", "noise")
@@ -395,7 +394,10 @@ def check_targets(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             hdx, base = by_key.get((name, form)), by_key.get((name, target.baseline))
             entry: dict[str, Any] = {"target": target.name, "content": name, "hdx": form,
                                      "baseline": target.baseline, "max_ratio": target.max_ratio,
-                                     "min_encode_mb_s": SPEED_TARGET_MB_S}
+                                     "min_encode_mb_s": SPEED_TARGET_MB_S,
+                                     # the fields every hdx bench target has (report.target)
+                                     "value": None, "limit": target.max_ratio, "better": "lower",
+                                     "detail": f"{name} as {form}: not measured"}
             if hdx is None or base is None:
                 out.append(entry | {"pass": False, "reason": "not measured in this run"})
                 continue
@@ -406,26 +408,14 @@ def check_targets(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             size_ok = ratio <= target.max_ratio
             speed_ok = hdx["encode_mb_s"] >= SPEED_TARGET_MB_S
             out.append(entry | {
+                "value": round(ratio, 4),
+                "detail": f"{name} as {form}: {hdx['encode_mb_s']} MB/s (needs "
+                          f">= {SPEED_TARGET_MB_S}), exact {hdx['exact']}",
                 "hdx_bytes": hdx["bytes"], "baseline_bytes": base["bytes"],
                 "bytes_ratio": round(ratio, 4), "size_pass": size_ok,
                 "hdx_encode_mb_s": hdx["encode_mb_s"], "speed_pass": speed_ok,
                 "hdx_exact": hdx["exact"], "pass": size_ok and speed_ok and hdx["exact"]})
     return out
-
-
-def _load_report() -> ModuleType:
-    """``benchmarks/_report.py`` of this checkout (results directory, machine facts, writers)."""
-    path = REPO / "benchmarks" / "_report.py"
-    loaded = sys.modules.get("benchmarks._report")
-    if loaded is not None:
-        return loaded
-    spec = importlib.util.spec_from_file_location("benchmarks._report", path)
-    if not path.is_file() or spec is None or spec.loader is None:
-        raise SystemExit(f"hdx bench needs a source checkout: {path} is missing")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _versions() -> dict[str, str]:
@@ -453,7 +443,6 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
                 rows.append(measure(c, k, timing))
     finally:
         cv2.setNumThreads(threads)
-    report = _load_report()
     return {
         "benchmark": NAME,
         "description": DESCRIPTION,
@@ -470,23 +459,25 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
         "machine": report.machine_info(**_versions()),
         "results": rows,
         "targets": check_targets(rows),
+        "headline": _headline(rows),
     }
 
 
-def _progress(stream: Any) -> Callable[[str], None]:
-    live = bool(getattr(stream, "isatty", lambda: False)())
-
-    def show(line: str) -> None:
-        stream.write(f"\r\033[K{line}" if live else f"{line}\n")
-        stream.flush()
-    return show
+def _headline(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """hdx's bytes and encode speed per content, for ``--compare``."""
+    out: dict[str, Any] = {}
+    for r in rows:
+        if r["codec"] == "hdx" and r.get("status") == "ok":
+            out[f"{r['content']}/hdx_bytes"] = report.headline(r["bytes"], "lower", "bytes",
+                                                               "hdx's lossless bytes")
+            out[f"{r['content']}/hdx_encode_mb_s"] = report.headline(
+                r["encode_mb_s"], "higher", "MB/s", "hdx's encode speed, one thread")
+    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``hdx bench lossless``."""
     contents, codecs = list(CONTENT_NAMES), list(CODEC_NAMES)
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny images, one run each (a smoke test; writes NAME_quick.*)")
     parser.add_argument("--repeats", type=int, default=15,
                         help="most timed runs per measurement, after one warm-up (default 15)")
     parser.add_argument("--budget-s", type=float, default=1.0,
@@ -501,27 +492,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"WebP lossless quality 0-100 (effort; default {WEBP_LEVEL})")
     parser.add_argument("--webp-method", type=int, default=WEBP_METHOD, choices=range(7),
                         metavar="0-6", help=f"WebP method (default {WEBP_METHOD})")
-    parser.add_argument("--out", type=Path, default=RESULTS,
-                        help="results directory (default benchmarks/results)")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the benchmark, print the table, write the results; 1 if an hdx decode is not exact."""
     if args.repeats < 1:
         raise SystemExit("--repeats must be at least 1")
-    result = run(args, _progress(sys.stderr))
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    name = NAME + ("_quick" if result["quick"] else "")
+    progress = Progress(len(args.contents) * len(args.codecs), "lossless")
+    result = run(args, progress.step)
+    progress.close()
     text = markdown(result)
-    report = _load_report()
     plt = None if args.no_plot else report.pyplot()
     if plt is not None:
-        plot(result, args.out / f"{name}.png", plt)
-        print(f"wrote {args.out / f'{name}.png'}", file=sys.stderr)
-        text += f"\n![ratio vs encode speed]({name}.png)\n"
-    for path in report.write_report(args.out, name, result, text):
+        args.out.mkdir(parents=True, exist_ok=True)
+        plot(result, args.out / f"{KIND}.png", plt)
+        print(f"wrote {args.out / f'{KIND}.png'}", file=sys.stderr)
+        text += f"\n![ratio vs encode speed]({KIND}.png)\n"
+    for path in report.write_report(args.out, KIND, result, text):
         print(f"wrote {path}", file=sys.stderr)
     print(text, end="")
     hdx_rows = [r for r in result["results"] if r["codec"] == "hdx"]

@@ -1,10 +1,6 @@
-"""How this project runs Debian's headless Chromium: one list, shared by the browser tests and
-the latency benchmark (see ../shared/WEBRTC-NOTES.md for why each loopback flag is needed)."""
+"""How this project runs Debian's headless Chromium: the list lives in :mod:`hdx.bench.chromium`
+(the installed latency benchmark needs it too); re-exported here for the browser tests."""
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
+from hdx.bench.chromium import CHROMIUM, CHROMIUM_ARGS
+
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS"]

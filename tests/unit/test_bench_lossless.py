@@ -147,8 +147,8 @@ def test_quick_run_writes_every_row(tmp_path: Path, capsys: pytest.CaptureFixtur
     args = parser.parse_args(["bench", "lossless", "--quick", "--no-plot", "--out",
                               str(tmp_path)])
     assert cli.run_bench(args) == 0
-    report = json.loads((tmp_path / "lossless_codecs_quick.json").read_text())
-    assert (tmp_path / "lossless_codecs_quick.md").read_text().startswith("# Lossless")
+    report = json.loads((tmp_path / "lossless.json").read_text())
+    assert (tmp_path / "lossless.md").read_text().startswith("# Lossless")
     assert report["quick"] is True and report["machine"]["imagecodecs"]
     rows = {(r["content"], r["codec"]): r for r in report["results"]}
     assert len(report["results"]) == len(rows)
@@ -171,4 +171,4 @@ def test_quick_run_writes_every_row(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert {c for _, c in targets} == {"ct8", "mr8", "desktop", "text", "ct16", "mr16"}
     out = capsys.readouterr()
     assert "| content |" in out.out
-    assert f"[{len(rows)}/{len(rows)}] noise qoi" in out.err
+    assert f"lossless [{'#' * 24}] {len(rows)}/{len(rows)}" in out.err  # the bar finished
