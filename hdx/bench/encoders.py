@@ -22,6 +22,7 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -266,50 +267,52 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(result: dict[str, Any], out: Path, plt: Any) -> list[Path]:
-    """Rate-distortion curves (PSNR-Y vs kbit/s) per scenario, and encode-time CDFs."""
-    names = [s["name"] for s in result["scenarios"]]
-    encoders = sorted({r["encoder"] for r in result["results"] if "error" not in r})
+def _grid_figure(plt: Any, names: list[str], path: Path,
+                 draw: Callable[[Any, str], None]) -> Path:
+    """One subplot per scenario (``draw(ax, name)``), log-x, legend on the first; saved."""
     cols = min(3, len(names))
     rows_n = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows_n, cols, figsize=(5 * cols, 3.8 * rows_n), squeeze=False)
     for ax, name in zip(axes.flat, names, strict=False):
+        draw(ax, name)
+        ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot(result: dict[str, Any], out: Path, plt: Any) -> list[Path]:
+    """Rate-distortion curves (PSNR-Y vs kbit/s) per scenario, and encode-time CDFs."""
+    names = [s["name"] for s in result["scenarios"]]
+    rows = [r for r in result["results"] if "error" not in r]
+    encoders = sorted({r["encoder"] for r in rows})
+
+    def rate_distortion(ax: Any, name: str) -> None:
         for enc in encoders:
-            pts = sorted((r["kbps"], r["psnr_y"]) for r in result["results"]
-                         if r["scenario"] == name and r["encoder"] == enc and "error" not in r
+            pts = sorted((r["kbps"], r["psnr_y"]) for r in rows
+                         if r["scenario"] == name and r["encoder"] == enc
                          and r["psnr_y"] is not None)
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=enc)
         ax.set_title(name, fontsize=9)
-        ax.set_xscale("log")
         ax.set_xlabel("kbit/s")
         ax.set_ylabel("PSNR-Y dB")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(names):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=6)
-    fig.tight_layout()
-    rd = out / "encoders_rd.png"
-    fig.savefig(rd, dpi=110)
-    plt.close(fig)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(5 * cols, 3.8 * rows_n), squeeze=False)
-    for ax, name in zip(axes.flat, names, strict=False):
-        for r in result["results"]:
-            if r["scenario"] == name and r["rate"] == 1.0 and "error" not in r:
+
+    def encode_cdf(ax: Any, name: str) -> None:
+        for r in rows:
+            if r["scenario"] == name and r["rate"] == 1.0:
                 times = np.sort(r["encode_ms"])
                 ax.plot(times, np.arange(1, len(times) + 1) / len(times), label=r["encoder"])
         ax.set_title(f"{name}: encode time CDF (1x rate)", fontsize=9)
-        ax.set_xscale("log")
         ax.set_xlabel("ms per frame")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(names):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=6)
-    fig.tight_layout()
-    cdf = out / "encoders_latency_cdf.png"
-    fig.savefig(cdf, dpi=110)
-    plt.close(fig)
-    return [rd, cdf]
+
+    return [_grid_figure(plt, names, out / "encoders_rd.png", rate_distortion),
+            _grid_figure(plt, names, out / "encoders_latency_cdf.png", encode_cdf)]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
