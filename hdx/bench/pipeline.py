@@ -49,6 +49,7 @@ from aiortc.rtp import RtpPacket
 
 import hdx.damage as damage
 from hdx.bench import report
+from hdx.bench.processes import stop_process
 from hdx.bench.progress import Progress
 from hdx.sources.base import Frame
 from hdx.sources.push import PushSource
@@ -319,12 +320,7 @@ def served(width: int, height: int, cine: bool) -> Iterator[tuple[subprocess.Pop
             _wait_healthy(process, url, log)
             yield process, url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop_process(process)
 
 
 def _wait_healthy(process: subprocess.Popen[bytes], url: str, log: Any) -> None:

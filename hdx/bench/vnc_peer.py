@@ -52,6 +52,7 @@ import numpy.typing as npt
 from hdx.bench.content import ct_phantom, grey8, grey_to_bgra
 from hdx.bench.netlink import Link, shaped_link
 from hdx.bench.netlink import available_link as available_link  # re-exported
+from hdx.bench.processes import stop_process
 from hdx.bench.rfb import RfbClient, RfbError
 
 BGRA = npt.NDArray[np.uint8]
@@ -151,13 +152,7 @@ class _Process:
                                f"{self.log_tail()}")
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
+        stop_process(self.popen)
         if self.drainer is not None:
             self.drainer.join(timeout=5)
         for stream in (self.popen.stdout, self.popen.stdin):
