@@ -1,4 +1,4 @@
-"""The ``hdx`` command: ``serve``, ``doctor``, ``client`` and ``bench``."""
+"""The ``hdx`` command: ``serve``, ``token``, ``doctor``, ``client`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -64,9 +64,56 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--lossless-buffer-kb", type=int, metavar="KB",
                        help="tile bytes queued in the channel before the sender waits "
                        "(default 256)")
+    security = serve.add_argument_group("access (see docs/security.md)")
+    security.add_argument("--auth", choices=["auto", "token", "none"],
+                          help="join tokens: auto (required beyond loopback; default), token "
+                          "(always), none (never; beyond loopback only with --insecure)")
+    security.add_argument("--state-dir", metavar="DIR", help="private folder for the token "
+                          "secret, revocations and certificate (default ~/.local/state/hdx)")
+    security.add_argument("--public-url", metavar="URL", help="address users reach hdx at "
+                          "through a reverse proxy; join links use it")
+    security.add_argument("--tls", choices=["auto", "on", "off"],
+                          help="HTTPS: auto (on beyond loopback; default), on, off")
+    security.add_argument("--tls-cert", metavar="PEM", help="certificate chain to serve "
+                          "(default: a self-signed one, fingerprint printed)")
+    security.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    security.add_argument("--insecure", action="store_true", default=None,
+                          help="allow listening beyond loopback without TLS or tokens")
+    security.add_argument("--single-controller", choices=["on", "off"],
+                          help="one person drives at a time, with hand-over (default on)")
+    security.add_argument("--watermark", choices=["on", "off"],
+                          help="clients draw user and time over the screen (default off)")
+    security.add_argument("--audit-log", metavar="FILE",
+                          help="also write audit records to FILE as JSON lines")
+    security.add_argument("--max-sessions", type=int, metavar="N",
+                          help="viewers served at once (default 16; one more gets 503)")
+    security.add_argument("--max-control-messages-per-s", type=int, metavar="N",
+                          help="control messages per viewer per second (default 400)")
+    security.add_argument("--max-pending-tiles", type=int, metavar="N",
+                          help="unacknowledged lossless tiles per viewer (default 4096)")
     serve.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ...")
     serve.add_argument("--log-format", choices=["text", "json"], help="log format")
     serve.add_argument("--config", type=Path, help="TOML settings file (also HDX_CONFIG)")
+
+    token = sub.add_parser(
+        "token", help="mint a join link (or revoke a token)",
+        description="Print a join link for the server these settings describe (same --config, "
+        "HDX_* variables and flags as serve). The link carries a signed token: send it to one "
+        "person, over a channel you trust.")
+    token.add_argument("--role", choices=["view", "control", "admin"], default="view",
+                       help="view: watch only (default); control: may also drive; admin: "
+                       "reads the session list")
+    token.add_argument("--ttl", default="8h", help="lifetime, e.g. 30m, 8h, 7d (default 8h)")
+    token.add_argument("--user", default="guest",
+                       help="who the link is for; the audit log names them (default guest)")
+    token.add_argument("--revoke", metavar="ID", help="revoke the token with this id instead "
+                       "(running servers close its sessions within about 2 s)")
+    token.add_argument("--json", action="store_true", help="print JSON (url, id, expiry)")
+    token.add_argument("--port", type=int, help="as for serve (--port)")
+    for name in ("host", "public_url", "state_dir", "tls", "audit_log"):
+        flag = "--" + name.replace("_", "-")
+        token.add_argument(flag, dest=name, help=f"as for serve ({flag})")
+    token.add_argument("--config", type=Path, help="TOML settings file (also HDX_CONFIG)")
 
     doctor = sub.add_parser("doctor", help="check what this machine offers hdx")
     doctor.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -85,6 +132,12 @@ def _parser() -> argparse.ArgumentParser:
     client.add_argument("--save", type=Path, help="write what the client shows as PNG "
                         "(16-bit grey when the desktop's samples exceed 8 bits)")
     client.add_argument("--json", action="store_true", help="print the report as JSON")
+    client.add_argument("--token", help="join token (default: the URL's ?token=, or "
+                        "$HDX_TOKEN)")
+    client.add_argument("--tls-fingerprint", metavar="SHA256",
+                        help="trust the server's certificate with this SHA-256 fingerprint "
+                        "(as hdx serve prints it)")
+    client.add_argument("--cafile", type=Path, help="trust certificates signed by this CA")
 
     from hdx.bench.cli import add_bench_parser
 
@@ -100,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "doctor":
             return _doctor(args)
+        if args.command == "token":
+            return _token(args)
         if args.command == "bench":
             from hdx.bench.cli import run_bench
 
@@ -145,9 +200,43 @@ async def _serve_until_signalled(config: Config) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, on_signal)
     async with HdxServer(source, config) as server:
-        print(f"hdx: serving {config.source} at {server.url}", flush=True)
+        access = ("tokens required: mint a link with hdx token" if server.exposure.tokens
+                  else "no token needed on loopback")
+        print(f"hdx: serving {config.source} at {server.url} ({access})", flush=True)
+        if server.tls is not None:
+            kind = "self-signed" if server.tls.self_signed else "from --tls-cert"
+            print(f"hdx: TLS certificate ({kind}) SHA-256 fingerprint {server.tls.fingerprint}",
+                  flush=True)
         await stop.wait()
         await server.drain(config.drain_timeout_s, cut_short=hurry)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from hdx.security.join_links import mint_link, revoke_token
+    from hdx.security.tokens import parse_ttl
+
+    flags = {name: getattr(args, name) for name in
+             ("host", "port", "public_url", "state_dir", "tls", "audit_log")}
+    config = load_config(flags, config_file=args.config)
+    if args.revoke:
+        try:
+            path = revoke_token(config, args.revoke)
+        except ValueError as exc:
+            print(f"hdx: error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps({"revoked": args.revoke, "file": str(path)}) if args.json else
+              f"revoked token {args.revoke} ({path}); running servers close its sessions")
+        return 0
+    link = mint_link(config, args.role, parse_ttl(args.ttl), args.user)
+    if args.json:
+        print(json.dumps(link.as_json()))
+    else:
+        facts = link.as_json()
+        print(link.url)
+        print(f"# {facts['role']} link for {facts['user']}, token id {facts['id']}, expires "
+              f"{facts['expires_at']} (revoke: hdx token --revoke {facts['id']})",
+              file=sys.stderr)
+    return 0
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -165,7 +254,7 @@ def _client(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
     try:
         report = asyncio.run(_run_client(args.url, args.frames, args.timeout, args.save,
-                                         args.until_lossless))
+                                         args.until_lossless, _client_access(args)))
     except NotLossless as exc:
         print(f"hdx: not lossless: {exc}", file=sys.stderr)
         return 1
@@ -186,13 +275,21 @@ def _client(args: argparse.Namespace) -> int:
     return 0
 
 
+def _client_access(args: argparse.Namespace) -> dict[str, Any]:
+    import os
+
+    return {"token": args.token or os.environ.get("HDX_TOKEN"),
+            "tls_fingerprint": args.tls_fingerprint,
+            "cafile": args.cafile}
+
+
 async def _run_client(url: str, frames: int, wait_s: float, save: Path | None,
-                      until_lossless: bool) -> dict[str, Any]:
+                      until_lossless: bool, access: dict[str, Any]) -> dict[str, Any]:
     import cv2
 
     from hdx.client.viewer import ClientError, Viewer
 
-    async with Viewer(url, connect_timeout_s=wait_s) as viewer:
+    async with Viewer(url, connect_timeout_s=wait_s, **access) as viewer:
         if until_lossless:
             await viewer.until_lossless(wait_s)
         else:

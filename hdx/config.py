@@ -19,6 +19,8 @@ from hdx.errors import ConfigError
 
 EncoderPreference = Literal["auto", "nvenc", "x264"]
 LogFormat = Literal["text", "json"]
+AuthMode = Literal["auto", "token", "none"]
+TlsMode = Literal["auto", "on", "off"]
 ENV_PREFIX = "HDX_"
 
 
@@ -69,6 +71,42 @@ class Config:
     lossless_buffer_kb: int = 256
     """Tile bytes allowed queued in the data channel before the sender waits (flow control);
     small keeps control messages (frame announcements, acks) prompt."""
+    auth: AuthMode = "auto"
+    """``auto``: join tokens are required beyond loopback (or with ``public_url``), optional
+    on loopback (a token given is still checked); ``token``: always required; ``none``: never
+    (beyond loopback only with ``insecure``)."""
+    state_dir: str | None = None
+    """Private folder for the token secret, revoked tokens and the self-signed certificate
+    (default ``$XDG_STATE_HOME/hdx`` or ``~/.local/state/hdx``)."""
+    public_url: str | None = None
+    """The address users reach hdx at through a reverse proxy (``https://pacs-ws7.example/``):
+    join links use it, its Host and Origin are accepted, and tokens are then required."""
+    tls: TlsMode = "auto"
+    """HTTPS for the page and signalling: ``auto`` is on beyond loopback, ``on`` always,
+    ``off`` never (beyond loopback only with ``insecure``)."""
+    tls_cert: str | None = None
+    """PEM certificate (chain) to serve; without it hdx makes a self-signed one in
+    ``state_dir`` and prints its SHA-256 fingerprint."""
+    tls_key: str | None = None
+    """PEM private key of ``tls_cert``."""
+    insecure: bool = False
+    """Allow listening beyond loopback without TLS or without tokens (logged loudly)."""
+    single_controller: bool = True
+    """One person drives at a time; others ask, and the holder hands control over."""
+    watermark: bool = False
+    """Clients draw the user's name and the time over the screen (an overlay: the exact
+    pixels that ``snapshot()`` and lossless verification read are untouched)."""
+    audit_log: str | None = None
+    """Also write audit records (joins, leaves, refusals, control changes) to this file as
+    JSON lines (mode 0600); they always go to the ``hdx.audit`` logger."""
+    max_sessions: int = 16
+    """Viewers served at once; one more gets 503."""
+    max_control_messages_per_s: int = 400
+    """Sustained control-channel messages per viewer (bursts of two seconds' worth pass);
+    the excess is counted and dropped."""
+    max_pending_tiles: int = 4096
+    """Lossless tiles sent but not yet acknowledged, per viewer; beyond it the oldest is
+    forgotten and refined again (a client that never acks cannot grow memory)."""
     log_level: str = "INFO"
     """Python logging level name."""
     log_format: LogFormat = "text"
@@ -105,6 +143,20 @@ class Config:
                self.connect_timeout_s)
         _check(self.drain_timeout_s >= 0, "drain_timeout_s", "must be >= 0",
                self.drain_timeout_s)
+        _check(self.auth in get_args(AuthMode), "auth", "must be auto, token or none", self.auth)
+        _check(self.tls in get_args(TlsMode), "tls", "must be auto, on or off", self.tls)
+        _check((self.tls_cert is None) == (self.tls_key is None), "tls_cert",
+               "and tls_key must be given together", (self.tls_cert, self.tls_key))
+        _check(self.tls_cert is None or self.tls != "off", "tls",
+               "cannot be off when tls_cert is given", self.tls)
+        _check(self.public_url is None or self.public_url.startswith(("http://", "https://")),
+               "public_url", "must start with http:// or https://", self.public_url)
+        _check(1 <= self.max_sessions <= 1024, "max_sessions", "must be 1..1024",
+               self.max_sessions)
+        _check(10 <= self.max_control_messages_per_s <= 100000, "max_control_messages_per_s",
+               "must be 10..100000", self.max_control_messages_per_s)
+        _check(16 <= self.max_pending_tiles <= 1 << 20, "max_pending_tiles",
+               "must be 16..1048576", self.max_pending_tiles)
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some fields changed (validated like a new one)."""
@@ -112,9 +164,18 @@ class Config:
 
     @property
     def base_url(self) -> str:
-        """The URL a browser on this machine opens."""
+        """The URL a browser on this machine opens (``http``; see HdxServer.url for the
+        scheme actually served)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
+
+    def state_path(self, environ: Mapping[str, str] | None = None) -> Path:
+        """``state_dir``, or the default for this user."""
+        from hdx.security.secret import default_state_dir
+
+        if self.state_dir:
+            return Path(self.state_dir).expanduser()
+        return default_state_dir(os.environ if environ is None else environ)
 
 
 def _check(ok: bool, name: str, rule: str, value: object) -> None:
@@ -135,6 +196,10 @@ def _coerce(name: str, raw: object, origin: str) -> object:
             return int(cast(Any, raw))
         if kind == "int | None":
             return None if raw in (None, "", "none") else int(cast(Any, raw))
+        if kind == "str | None":
+            if isinstance(raw, (dict, list, bool)):
+                raise ValueError("expected a single value")
+            return None if raw in (None, "") else str(raw)
         if kind == "float":
             return float(cast(Any, raw))
         if kind == "bool":
@@ -185,12 +250,18 @@ def read_toml(path: Path) -> dict[str, object]:
     return _from_mapping(table, f"config file {path}")
 
 
+_NOT_SETTINGS = ("HDX_CONFIG", "HDX_NO_NATIVE", "HDX_TOKEN_SECRET", "HDX_TOKEN")
+"""``HDX_*`` variables that are not settings: the config file, the numpy-twin switch, the
+token secret (a secret is never a setting: settings get printed, and flags show in ``ps``) and
+the Python client's join token."""
+
+
 def read_env(environ: Mapping[str, str]) -> dict[str, object]:
     """Settings from ``HDX_*`` variables (``HDX_BITRATE_KBPS=6000``); ``HDX_CONFIG`` is the file."""
     picked = {
         key[len(ENV_PREFIX):].lower(): value
         for key, value in environ.items()
-        if key.startswith(ENV_PREFIX) and key not in ("HDX_CONFIG", "HDX_NO_NATIVE")
+        if key.startswith(ENV_PREFIX) and key not in _NOT_SETTINGS
     }
     return _from_mapping(picked, "the environment")
 

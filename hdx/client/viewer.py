@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import aiohttp
 import numpy as np
@@ -36,6 +38,46 @@ class ClientError(HdxError, RuntimeError):
 
 class NotLossless(ClientError):
     """Connected, but not every pixel was verified exact in the time allowed."""
+
+
+class ServerRefused(ClientError):
+    """The server refused the offer: ``status`` (401 no/bad token, 403 revoked or not
+    allowed, 503 full or shutting down) and its ``reason``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"server refused the offer ({status}): {reason}")
+        self.status = status
+        self.reason = reason
+
+
+def _split_token(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``token`` query parameter, and that token (a join link)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    token = next((v for k, v in query if k == "token"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "token"])
+    return urlunsplit(parts._replace(query=rest)), token
+
+
+def _client_ssl(fingerprint: str | None, cafile: Path | str | None
+                ) -> aiohttp.Fingerprint | ssl.SSLContext | bool:
+    """What aiohttp checks the server's certificate with."""
+    if fingerprint:
+        digest = fingerprint.replace(":", "").strip().lower()
+        try:
+            raw = bytes.fromhex(digest)
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            raise ClientError("--tls-fingerprint must be a SHA-256 fingerprint (64 hex "
+                              "digits, colons allowed), as hdx serve prints it")
+        return aiohttp.Fingerprint(raw)
+    if cafile is not None:
+        try:
+            return ssl.create_default_context(cafile=str(cafile))
+        except (OSError, ssl.SSLError) as exc:
+            raise ClientError(f"cannot use the CA file {cafile}: {exc}") from None
+    return True
 
 
 @dataclass(slots=True)
@@ -69,6 +111,14 @@ class ViewerReport:
     malformed_tiles: int = 0
     server_bye: str | None = None
     """The reason the server gave in ``bye`` (it is shutting down), if it said goodbye."""
+    user: str | None = None
+    """Who the server says this viewer is (from the join token; ``local`` without one)."""
+    role: str | None = None
+    """``view`` or ``control``, as the server's ``hello`` said."""
+    floor: dict[str, Any] | None = None
+    """The newest ``floor`` message: who drives, whether this viewer does, who asked."""
+    refusals: list[dict[str, Any]] = field(default_factory=list)
+    """``refused`` messages: what the server dropped and why (at most one per kind)."""
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready summary (no pixels)."""
@@ -76,14 +126,25 @@ class ViewerReport:
                 ("url", "frames", "first_frame_s", "duration_s", "fps", "width", "height",
                  "encoder", "keyframes", "ended_idle", "bits", "lossless",
                  "time_to_lossless_s", "tiles_received", "tile_bytes", "malformed_tiles",
-                 "server_bye")}
+                 "server_bye", "user", "role")}
 
 
 class Viewer:
-    """One connection to an hdx server. Use ``async with Viewer(url) as v:``."""
+    """One connection to an hdx server. Use ``async with Viewer(url) as v:``.
 
-    def __init__(self, url: str, connect_timeout_s: float = 15.0) -> None:
+    ``token`` (or the URL's ``?token=``, which is taken out of the URL) goes in an
+    ``Authorization: Bearer`` header. For ``https`` servers, ``tls_fingerprint`` pins the
+    certificate by its SHA-256 (as ``hdx serve`` prints it; for self-signed ones) and
+    ``cafile`` trusts a CA; otherwise the system's CAs are trusted.
+    """
+
+    def __init__(self, url: str, connect_timeout_s: float = 15.0, *,
+                 token: str | None = None, tls_fingerprint: str | None = None,
+                 cafile: Path | str | None = None) -> None:
+        url, from_url = _split_token(url)
         self.url = url if url.endswith("/") else url + "/"
+        self.token = token or from_url
+        self._ssl = _client_ssl(tls_fingerprint, cafile)
         self.connect_timeout_s = connect_timeout_s
         self.pc = RTCPeerConnection()
         self.control: Any = None
@@ -103,6 +164,7 @@ class Viewer:
         self._announced = asyncio.Event()
         self._refresh_asked = 0.0
         self._watchdog: asyncio.Future[None] | None = None
+        self._floor_changed = asyncio.Event()
 
     async def __aenter__(self) -> Viewer:
         await self.connect()
@@ -143,17 +205,27 @@ class Viewer:
 
     async def _post_offer(self, sdp: str) -> dict[str, Any]:
         timeout = aiohttp.ClientTimeout(total=self.connect_timeout_s)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             async with aiohttp.ClientSession(timeout=timeout) as http, http.post(
-                self._offer_url(), json={"sdp": sdp, "type": "offer"}
+                self._offer_url(), json={"sdp": sdp, "type": "offer"}, headers=headers,
+                ssl=self._ssl,
             ) as response:
                 body = await response.json(content_type=None)
                 if response.status != 200:
                     reason = body.get("error") if isinstance(body, dict) else body
-                    raise ClientError(f"server refused the offer ({response.status}): {reason}")
+                    raise ServerRefused(response.status, str(reason))
                 if not isinstance(body, dict) or "sdp" not in body:
                     raise ClientError("server answered without an SDP")
                 return body
+        except aiohttp.ServerFingerprintMismatch:
+            raise ClientError(f"the certificate of {self.url} does not have the pinned "
+                              "fingerprint: not the server you meant (or it has a new "
+                              "certificate)") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise ClientError(f"the certificate of {self.url} is not trusted "
+                              f"({exc.certificate_error}); pin it with --tls-fingerprint "
+                              "(hdx serve prints it) or trust its CA with --cafile") from None
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise ClientError(f"cannot reach {self.url}: {exc}") from exc
 
@@ -194,8 +266,15 @@ class Viewer:
                                         else str(message.get("reason") or "reduced depth"))
         if kind == "bye":
             self.report.server_bye = str(message.get("reason") or "server said goodbye")
+        if kind == "floor":
+            self.report.floor = message
+            self._floor_changed.set()
+        if kind == "refused" and len(self.report.refusals) < 16:
+            self.report.refusals.append(message)
         if kind == "hello":
             self.report.encoder = message.get("encoder")
+            self.report.user = message.get("user")
+            self.report.role = message.get("role")
             if message.get("lossless"):
                 bits = int(message.get("bits", 8))
                 self.report.bits = bits
@@ -238,6 +317,18 @@ class Viewer:
         if self.control is None or self.control.readyState != "open":
             raise ClientError("the control channel is not open yet")
         self.control.send(json.dumps(message))
+
+    async def wait_floor(self, check: Any, timeout_s: float = 10.0) -> dict[str, Any]:
+        """Wait until the newest ``floor`` message satisfies ``check(message)``."""
+        deadline = time.monotonic() + timeout_s
+        while self.report.floor is None or not check(self.report.floor):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ClientError(f"floor state not reached; last: {self.report.floor}")
+            self._floor_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._floor_changed.wait(), left)
+        return self.report.floor
 
     async def wait_control_open(self, timeout_s: float = 10.0) -> None:
         """Wait until the server's hello arrived on the control channel."""

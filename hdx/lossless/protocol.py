@@ -155,8 +155,14 @@ def pack_dirty(mask: npt.NDArray[np.bool_]) -> str:
     return base64.b64encode(np.packbits(mask.ravel()).tobytes()).decode("ascii")
 
 
+_MAX_GRID = 1024
+"""Tiles per side a dirty map may claim (65,536 px of 64-px tiles)."""
+
+
 def unpack_dirty(text: str, rows: int, cols: int) -> npt.NDArray[np.bool_]:
     """Inverse of :func:`pack_dirty`; ProtocolError if it does not fit the grid."""
+    if not (0 < rows <= _MAX_GRID and 0 < cols <= _MAX_GRID):
+        raise ProtocolError(f"dirty map grid {cols}x{rows} is out of range")
     try:
         raw = base64.b64decode(text, validate=True)
     except ValueError:

@@ -65,6 +65,8 @@ class RefineStats:
     rects_sent: int = 0
     bytes_sent: int = 0
     chunks_sent: int = 0
+    forgotten: int = 0
+    """Unacknowledged tiles dropped from memory (over ``max_pending``) and refined again."""
     acks: int = 0
     nacks: int = 0
     hash_mismatches: int = 0
@@ -113,12 +115,16 @@ class TileRefiner:
     ``tiles`` channel (``attach``), and route the client's acks to it."""
 
     def __init__(self, executor: Executor, send_control: Callable[[str], None], *,
-                 quiet_ms: int, budget_kbps: int, buffer_kb: int) -> None:
+                 quiet_ms: int, budget_kbps: int, buffer_kb: int,
+                 max_pending: int = 4096) -> None:
         self._executor = executor
         self._send_control = send_control
         self.quiet_s = quiet_ms / 1000.0
         self.budget_bytes_per_s = budget_kbps * 1000 / 8
         self.buffer_bytes = buffer_kb * 1024
+        self.max_pending = max_pending
+        """Tiles sent but not acknowledged that are remembered; beyond, the oldest is
+        forgotten and refined again."""
         self.board: TileBoard | None = None
         self.stats = RefineStats()
         self.formats: frozenset[codec.TileFormat] = codec.ALWAYS_DECODABLE
@@ -228,6 +234,7 @@ class TileRefiner:
             "hash_mismatches": stats.hash_mismatches, "stale_acks": stats.stale_acks,
             "unknown_acks": stats.unknown_acks, "flow_waits": stats.flow_waits,
             "budget_waits": stats.budget_waits, "fallbacks": stats.fallbacks,
+            "forgotten": stats.forgotten,
             "formats": dict(stats.formats),
             "time_to_lossless_ms": [round(v, 1) for v in stats.time_to_lossless_ms],
         }
@@ -361,8 +368,11 @@ class TileRefiner:
             self.stats.bytes_sent += len(chunk)
         board.mark_sent(rect, generations)
         self._in_flight[tile_id] = _InFlight(rect, generations, encoded.digest, time.monotonic())
-        while len(self._in_flight) > 4096:  # a client that never acks cannot grow this
-            self._in_flight.pop(next(iter(self._in_flight)))
+        while len(self._in_flight) > self.max_pending:  # a client that never acks cannot
+            # grow this; the forgotten tile is not verified, so it must not stay SENT for ever
+            forgotten = self._in_flight.pop(next(iter(self._in_flight)))
+            board.acknowledge(forgotten.rect, forgotten.generations, exact=False)
+            self.stats.forgotten += 1
         self.stats.rects_sent += 1
         self.stats.tiles_sent += rect.tw * rect.th
         name = encoded.tile.fmt.wire_name

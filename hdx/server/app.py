@@ -9,6 +9,10 @@ starts, drains for shutdown, or its source reports itself unhealthy. ``GET /api/
 the viewers with their video counters (no secrets: ids, states and numbers only).
 ``GET /api/monitors`` lists the desktop's monitors; ``POST /api/offer?monitor=NAME`` watches
 one of them (its own capture and video track) instead of the whole desktop.
+
+Access (hdx.security.access): offers and monitors need a join token wherever tokens are
+required (``Authorization: Bearer``), the session list an admin token or a local caller.
+Refusals answer 401/403 with ``{"error": reason}`` and are audited.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from hdx.errors import OfferError
+from hdx.security.access import AccessDenied, Caller
+from hdx.security.identity import Identity
+from hdx.server.http_guard import security_middleware
 
 if TYPE_CHECKING:
     from hdx.server.server import HdxServer
@@ -36,8 +43,9 @@ _STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/ht
 
 def build_app(server: HdxServer) -> web.Application:
     """The aiohttp application for ``server`` (also usable with aiohttp's test client)."""
+    hsts = server.tls is not None and not server.tls.self_signed
     app = web.Application(client_max_size=server.config.max_offer_bytes,
-                          middlewares=[_no_store])
+                          middlewares=[security_middleware(server.config, hsts)])
     app[SERVER_KEY] = server
     app.router.add_get("/", _index)
     app.router.add_get("/static/{name}", _static)
@@ -50,19 +58,24 @@ def build_app(server: HdxServer) -> web.Application:
     return app
 
 
-@web.middleware
-async def _no_store(request: web.Request, handler: Any) -> web.StreamResponse:
-    response: web.StreamResponse = await handler(request)
-    # Desktop pixels may be patient data: nothing a response carries belongs in a cache.
-    response.headers.setdefault("Cache-Control", "no-store")
-    if response.content_type == "text/html":
-        response.headers.setdefault("Content-Security-Policy", _CSP)
-    return response
+def caller_of(request: web.Request) -> Caller:
+    """What the request says about who sends it."""
+    headers = request.headers
+    return Caller(authorization=headers.get("Authorization"), remote=request.remote or "",
+                  token_in_query="token" in request.query,
+                  proxied="Forwarded" in headers or "X-Forwarded-For" in headers)
 
 
-# The client is same-origin ES modules with no inline code: nothing else may load or run.
-_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+def _denied(request: web.Request, exc: AccessDenied) -> web.Response:
+    server = request.app[SERVER_KEY]
+    server.audit.record("refused", remote=request.remote, reason=exc.reason,
+                        path=request.path, status=exc.status)
+    headers = {}
+    if exc.status == 401:
+        description = exc.reason.replace('"', "'")
+        headers["WWW-Authenticate"] = (f'Bearer realm="hdx", error="invalid_token", '
+                                       f'error_description="{description}"')
+    return web.json_response({"error": exc.reason}, status=exc.status, headers=headers)
 
 
 async def _no_content(request: web.Request) -> web.Response:
@@ -97,11 +110,17 @@ async def _static(request: web.Request) -> web.Response:
 async def _offer(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
     try:
+        identity: Identity = server.gatekeeper.viewer(caller_of(request))
+    except AccessDenied as exc:
+        return _denied(request, exc)
+    try:
         offer = await _read_offer(request, server.config.max_offer_bytes)
         monitor = request.query.get("monitor") or None
-        answer_sdp, session_id = await server.accept_offer(offer, monitor)
+        answer_sdp, session_id = await server.accept_offer(offer, monitor, identity)
     except OfferError as exc:
         log.info("offer from %s rejected (%d): %s", request.remote, exc.status, exc.reason)
+        server.audit.record("refused", identity, reason=exc.reason, path=request.path,
+                            status=exc.status)
         return web.json_response({"error": exc.reason}, status=exc.status)
     return web.json_response({"sdp": answer_sdp, "type": "answer", "session": session_id})
 
@@ -118,7 +137,7 @@ async def _read_offer(request: web.Request, max_bytes: int) -> str:
         raise OfferError(f"offer body exceeds the {max_bytes}-byte limit", status=413)
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise OfferError("the body is not JSON; send {\"sdp\": ..., \"type\": \"offer\"}") from None
     if not isinstance(body, dict):
         raise OfferError("the body must be a JSON object with 'sdp' and 'type'")
@@ -132,11 +151,19 @@ async def _read_offer(request: web.Request, max_bytes: int) -> str:
 
 async def _sessions(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
+    try:
+        server.gatekeeper.admin(caller_of(request))
+    except AccessDenied as exc:
+        return _denied(request, exc)
     return web.json_response({"sessions": server.session_summaries()})
 
 
 async def _monitors(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
+    try:
+        server.gatekeeper.viewer(caller_of(request))
+    except AccessDenied as exc:
+        return _denied(request, exc)
     loop = asyncio.get_running_loop()
     # Listing monitors asks the X server (a round trip on a fresh connection): off the loop.
     monitors = await loop.run_in_executor(None, server.monitors)

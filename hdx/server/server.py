@@ -13,7 +13,9 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -21,17 +23,24 @@ from aiohttp import web
 from hdx.config import Config
 from hdx.errors import ConfigError, HdxError, OfferError
 from hdx.lossless.refiner import PARALLEL_WHEN_STILL
+from hdx.security.access import Gatekeeper
+from hdx.security.audit import AuditLog
+from hdx.security.exposure import Exposure, plan_exposure
+from hdx.security.identity import Identity
+from hdx.security.tls import TlsSetup, server_tls
 from hdx.server.app import build_app
 from hdx.server.capture import CaptureHub
+from hdx.server.floor_keeper import FloorKeeper
 from hdx.sources.base import Frame, FrameSource, InputEvent
 from hdx.sources.push import PushSource
 from hdx.video.selection import EncoderChoice, select_encoder
-from hdx.webrtc.ice import is_loopback
-from hdx.webrtc.session import ViewerSession
+from hdx.webrtc.session import LOCAL_IDENTITY, ViewerSession
 
 log = logging.getLogger(__name__)
 _MAX_MONITORS = 16
 """Monitor captures one server opens at most (each holds an X connection and a thread)."""
+_REVOCATION_CHECK_S = 1.0
+"""How often open sessions are checked against the revocation list."""
 
 
 class HdxServer:
@@ -46,9 +55,18 @@ class HdxServer:
         source: FrameSource,
         config: Config | None = None,
         encoder: EncoderChoice | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config or Config()
         self.source = source
+        env = os.environ if environ is None else environ
+        self.exposure: Exposure = plan_exposure(self.config)
+        """Whether TLS and tokens are on, decided (or refused) before anything listens."""
+        self.gatekeeper = Gatekeeper(self.config, env)
+        self.audit = AuditLog(Path(self.config.audit_log) if self.config.audit_log else None)
+        self.floor = FloorKeeper(self.config.single_controller, self.audit,
+                                 lambda: list(self.sessions.values()))
+        self.tls: TlsSetup | None = None
         self.hub = CaptureHub(source, self.config.fps)
         self.encoder = encoder
         self.sessions: dict[str, ViewerSession] = {}
@@ -66,6 +84,7 @@ class HdxServer:
         self._draining = False
         self._monitor_hubs: dict[str, CaptureHub] = {}
         """One capture per monitor a viewer asked for by name (``?monitor=``)."""
+        self._revocation_task: asyncio.Task[None] | None = None
 
     @classmethod
     def for_frames(
@@ -89,13 +108,21 @@ class HdxServer:
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
-        """Choose the encoder (if not given) and start listening."""
+        """Choose the encoder (if not given), set up TLS and tokens, and start listening."""
+        loop = asyncio.get_running_loop()
+        if self.exposure.tls:
+            self.tls = await loop.run_in_executor(
+                self._executor, server_tls, self.gatekeeper.state_dir, self.config.host,
+                self.config.tls_cert, self.config.tls_key)
+        if self.exposure.tokens:
+            _ = self.gatekeeper.secret  # a broken secret file stops start-up, not a join
         if self.encoder is None:
-            self.encoder = await asyncio.get_running_loop().run_in_executor(
+            self.encoder = await loop.run_in_executor(
                 self._executor, select_encoder, self.config.encoder)
         runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.config.port)
+        site = web.TCPSite(runner, self.config.host, self.config.port,
+                           ssl_context=self.tls.context if self.tls else None)
         try:
             await site.start()
         except OSError as exc:
@@ -108,11 +135,16 @@ class HdxServer:
         sockets = getattr(server, "sockets", None) or []
         self._port = sockets[0].getsockname()[1] if sockets else self.config.port
         width, height = self.source.size
-        log.info("hdx serving %dx%d at %s (encoder %s)", width, height, self.url,
-                 self.encoder.codec)
-        if not is_loopback(self.config.host):
-            log.warning("listening on %s beyond loopback WITHOUT tokens or TLS: anyone who can "
-                        "reach this port can see and drive the desktop", self.config.host)
+        log.info("hdx serving %dx%d at %s (encoder %s; %s)", width, height, self.url,
+                 self.encoder.codec, self.exposure.describe())
+        if self.tls is not None:
+            log.info("TLS certificate %s (%s), SHA-256 fingerprint %s", self.tls.cert_path,
+                     "self-signed" if self.tls.self_signed else "operator's",
+                     self.tls.fingerprint)
+        for warning in self.exposure.warnings:
+            log.warning("INSECURE: %s", warning)
+        self._revocation_task = loop.create_task(self._close_revoked(),
+                                                 name="hdx-revocations")
 
     @property
     def port(self) -> int:
@@ -124,7 +156,7 @@ class HdxServer:
         """The URL of the web client."""
         host = self.config.host
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/"
+        return f"{'https' if self.exposure.tls else 'http'}://{host}:{self.port}/"
 
     @property
     def draining(self) -> bool:
@@ -150,8 +182,7 @@ class HdxServer:
             if left <= 0:
                 break
             await asyncio.sleep(min(0.05, left))
-        forced = list(self.sessions.values())
-        self.sessions.clear()
+        forced = self._forget_sessions("server shutting down")
         await asyncio.gather(*(s.close() for s in forced))
         log.info("stopping: closing %d session(s) by force after %.1f s of draining",
                  len(forced), loop.time() - began)
@@ -160,8 +191,11 @@ class HdxServer:
     async def stop(self) -> None:
         """Close every session, stop listening and capturing, free the executor."""
         self._draining = True  # an offer arriving now would make a session nobody closes
-        await asyncio.gather(*(s.close() for s in list(self.sessions.values())))
-        self.sessions.clear()
+        if self._revocation_task is not None:
+            self._revocation_task.cancel()
+            await asyncio.wait([self._revocation_task])
+            self._revocation_task = None
+        await asyncio.gather(*(s.close() for s in self._forget_sessions("server stopped")))
         if self._closing_tasks:
             await asyncio.wait(list(self._closing_tasks))
         if self._runner is not None:
@@ -173,6 +207,7 @@ class HdxServer:
         self._monitor_hubs.clear()
         self._executor.shutdown(wait=True)
         self._refine_executor.shutdown(wait=True)
+        self.audit.close()
 
     async def __aenter__(self) -> HdxServer:
         await self.start()
@@ -182,22 +217,27 @@ class HdxServer:
         await self.stop()
 
     # -- sessions ------------------------------------------------------------------------------
-    async def accept_offer(self, offer_sdp: str, monitor: str | None = None
-                           ) -> tuple[str, str]:
+    async def accept_offer(self, offer_sdp: str, monitor: str | None = None,
+                           identity: Identity = LOCAL_IDENTITY) -> tuple[str, str]:
         """Create a session for an SDP offer; returns ``(answer_sdp, session_id)``.
 
         ``monitor`` names one monitor of a multi-monitor desktop (see :meth:`monitors`) to
         watch instead of the whole desktop: its own capture, video track and input offset.
+        ``identity`` is who the HTTP layer found the viewer to be (its role decides input).
         """
         if self._draining:
             raise OfferError("server is shutting down", status=503)
         if self.encoder is None:
             raise OfferError("the server is still starting", status=503)
+        if len(self.sessions) >= self.config.max_sessions:
+            raise OfferError(f"the server already serves {len(self.sessions)} viewers, its "
+                             "limit (max_sessions); try again later", status=503)
         hub = self.hub if monitor is None else self._hub_for_monitor(monitor)
         session_id = secrets.token_hex(8)
         session = ViewerSession(session_id, hub, self.encoder, self.config, self._executor,
                                 on_closed=self._session_ended,
-                                refine_executor=self._refine_executor)
+                                refine_executor=self._refine_executor, identity=identity,
+                                floor=self.floor, audit=self.audit)
         self.sessions[session_id] = session
         try:
             answer = await session.answer(offer_sdp)
@@ -206,6 +246,7 @@ class HdxServer:
             await session.close()
             raise
         log.info("session %s: answered offer (%d viewer(s))", session_id, len(self.sessions))
+        self.audit.record("join", identity, session=session_id, monitor=monitor)
         return answer, session_id
 
     def monitors(self) -> list[dict[str, Any]]:
@@ -239,13 +280,41 @@ class HdxServer:
         log.info("monitor %s: capturing %dx%d on its own", name, *source.size)
         return hub
 
-    def _session_ended(self, session: ViewerSession) -> None:
+    def _forget_sessions(self, reason: str) -> list[ViewerSession]:
+        """Take every session out of the registry (audited); the caller closes them."""
+        sessions = list(self.sessions.values())
+        self.sessions.clear()
+        for session in sessions:
+            self.audit.record("leave", session.identity, session=session.id, reason=reason,
+                              seconds=round(time.monotonic() - session.created, 1))
+        return sessions
+
+    def _session_ended(self, session: ViewerSession, reason: str = "left") -> None:
         if self.sessions.pop(session.id, None) is None:
             return
+        self.audit.record("leave", session.identity, session=session.id, reason=reason,
+                          seconds=round(time.monotonic() - session.created, 1))
+        self.floor.session_left(session, self.sessions.values())
         task = asyncio.get_running_loop().create_task(session.close(),
                                                       name=f"hdx-close-{session.id}")
         self._closing_tasks.add(task)
         task.add_done_callback(self._closing_tasks.discard)
+
+    async def _close_revoked(self) -> None:
+        """End sessions whose token was revoked: input stops at once, the client is told
+        (``bye``), and the session is closed at the next check (within about 2 s)."""
+        told: set[str] = set()
+        while True:
+            await asyncio.sleep(_REVOCATION_CHECK_S)
+            for session in list(self.sessions.values()):
+                if session.id in told:
+                    self._session_ended(session, reason="token revoked")
+                elif not self.gatekeeper.still_valid(session.identity):
+                    self.audit.record("revoked", session.identity, session=session.id,
+                                      reason="token revoked: session closed")
+                    session.end_access("access revoked")
+                    told.add(session.id)
+            told &= set(self.sessions)
 
     def handle_input(self, event: InputEvent) -> None:
         """Inject an input event as if a viewer sent it (for embedding programs and tests)."""
@@ -256,8 +325,13 @@ class HdxServer:
         out = []
         for session in self.sessions.values():
             video = session.track.stats
+            identity = session.identity
             out.append({
                 "id": session.id,
+                "user": identity.user,
+                "role": identity.role,
+                "token_id": identity.token_id,
+                "in_control": self.floor.in_control(identity),
                 "state": session.connection_state,
                 "age_s": round(time.monotonic() - session.created, 1),
                 "encoder": session.track.encoder_name,
@@ -270,7 +344,9 @@ class HdxServer:
                 "target_bitrate_bps": video.target_bitrate_bps,
                 "last_encode_ms": round(video.last_encode_ms, 2),
                 "input_events": session.stats.input_events,
+                "input_refused": session.stats.input_refused,
                 "malformed_messages": session.stats.malformed_messages,
+                "rate_limited": session.stats.rate_limited,
                 "lossless": (session.refiner.summary() if session.refiner is not None
                              else None),
             })
@@ -306,6 +382,8 @@ class HdxServer:
             "encoder": self.encoder.codec if self.encoder else None,
             "encoder_reason": self.encoder.reason if self.encoder else None,
             "sessions": len(self.sessions),
+            "tls": self.exposure.tls,
+            "tokens_required": self.exposure.tokens,
             "width": width,
             "height": height,
             "uptime_s": round(time.monotonic() - self.started_at, 1),

@@ -1,9 +1,10 @@
 """The ``control`` data channel: the one parser of what clients send, and the server's replies.
 
 Messages are small JSON objects with a type field ``t`` (version 1; see docs/protocol.md).
-Client to server: ``pointer``, ``wheel``, ``key``, ``ping``, and for lossless refinement
-``caps``, ``ack``, ``nack``, ``refresh``. Server to client: ``hello``, ``pong``, ``origin``,
-``frame``, ``verified``, ``bye``, ``cursor``, ``fidelity``. Anything malformed raises
+Client to server: ``pointer``, ``wheel``, ``key``, ``ping``, ``floor`` (ask for, hand over or
+release control), and for lossless refinement ``caps``, ``ack``, ``nack``, ``refresh``. Server
+to client: ``hello``, ``pong``, ``origin``, ``frame``, ``verified``, ``bye``, ``cursor``,
+``fidelity``, ``floor``. Anything malformed raises
 :class:`~hdx.errors.ProtocolError` with the reason; the session counts it and goes on.
 """
 
@@ -60,19 +61,32 @@ class Refresh:
     that never arrived): send the picture again as an IDR."""
 
 
-ControlMessage = InputEvent | Ping | Caps | TileAck | TileNack | Refresh
+@dataclass(frozen=True, slots=True)
+class FloorAction:
+    """About the input floor: ``request`` it, ``grant`` it to session ``to``, ``release`` it."""
+
+    action: str
+    to: str | None = None
+
+
+ControlMessage = InputEvent | Ping | Caps | TileAck | TileNack | Refresh | FloorAction
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_SESSION_ID = re.compile(r"[0-9a-f]{16}")
 _NACK_REASONS = ("stale", "decode", "size")
+_FLOOR_ACTIONS = ("request", "grant", "release")
 
 
 def parse_control(data: str | bytes, max_bytes: int) -> ControlMessage:
     """Parse one message; raises ProtocolError saying what was wrong."""
-    if len(data) > max_bytes:
-        raise ProtocolError(f"message of {len(data)} bytes exceeds the {max_bytes}-byte limit")
+    size = len(data) if isinstance(data, bytes) else _utf8_size(data, max_bytes)
+    if size > max_bytes:
+        raise ProtocolError(f"message of {size} bytes exceeds the {max_bytes}-byte limit")
     try:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"not JSON: {exc}") from None
+    except RecursionError:  # "[[[[..." nests deeper than the parser's stack
+        raise ProtocolError("not JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise ProtocolError("a control message must be a JSON object")
     kind = obj.get("t")
@@ -103,6 +117,14 @@ def parse_control(data: str | bytes, max_bytes: int) -> ControlMessage:
         return TileNack(_int(obj, "id", 0, 2**32 - 1), reason)
     if kind == "refresh":
         return Refresh()
+    if kind == "floor":
+        action = obj.get("a")
+        if action not in _FLOOR_ACTIONS:
+            raise ProtocolError(f"floor 'a' must be one of {', '.join(_FLOOR_ACTIONS)}")
+        to = obj.get("to") if action == "grant" else None
+        if action == "grant" and not (isinstance(to, str) and _SESSION_ID.fullmatch(to)):
+            raise ProtocolError("floor grant 'to' must be a session id (16 hex digits)")
+        return FloorAction(action, to)
     if kind == "caps":
         formats = _field(obj, "formats")
         if (not isinstance(formats, list) or len(formats) > 16
@@ -110,6 +132,12 @@ def parse_control(data: str | bytes, max_bytes: int) -> ControlMessage:
             raise ProtocolError("caps 'formats' must be a list of up to 16 short names")
         return Caps(tuple(formats))
     raise ProtocolError(f"unknown message type {kind!r}")
+
+
+def _utf8_size(text: str, limit: int) -> int:
+    # Limits are in bytes, as the wire counts them; a string over the limit in characters is
+    # over it in bytes too, so huge strings are not encoded just to be refused.
+    return len(text) if len(text) > limit else len(text.encode("utf-8", "surrogatepass"))
 
 
 def _field(obj: dict[str, Any], name: str) -> Any:
@@ -120,9 +148,15 @@ def _field(obj: dict[str, Any], name: str) -> Any:
 
 def _num(obj: dict[str, Any], name: str) -> float:
     value = _field(obj, name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProtocolError(f"field {name!r} must be a finite number")
-    return float(value)
+    try:  # an integer like 10**400 is valid JSON but no float
+        number = float(value)
+    except OverflowError:
+        raise ProtocolError(f"field {name!r} is out of range") from None
+    if not math.isfinite(number):
+        raise ProtocolError(f"field {name!r} must be a finite number")
+    return number
 
 
 def _int(obj: dict[str, Any], name: str, low: int, high: int) -> int:
@@ -161,12 +195,32 @@ def _clamp(value: int, size: int) -> int:
 
 
 def hello(session_id: str, encoder: str, width: int, height: int, *, lossless: bool = False,
-          bits: int = 8, tile: int = 64) -> str:
+          bits: int = 8, tile: int = 64, user: str = "local", role: str = "control",
+          watermark: bool = False, single_controller: bool = True) -> str:
     """The first server message on ``control``: ``bits`` is the depth of the exact samples
-    (16 for a 16-bit grey source), ``tile`` the refinement grid."""
+    (16 for a 16-bit grey source), ``tile`` the refinement grid; ``user`` and ``role`` are
+    what the join token says (``view`` sessions never drive), ``watermark`` asks the client to
+    draw user and time over the screen."""
     return json.dumps({"t": "hello", "v": PROTOCOL_VERSION, "session": session_id,
                        "encoder": encoder, "width": width, "height": height,
-                       "lossless": lossless, "bits": bits, "tile": tile})
+                       "lossless": lossless, "bits": bits, "tile": tile, "user": user,
+                       "role": role, "watermark": watermark,
+                       "single_controller": single_controller})
+
+
+def floor(holder: str | None, you: bool, requests: list[dict[str, str]],
+          asked: bool = False) -> str:
+    """Who drives now: ``holder`` (a user name; null when free), ``you`` (this viewer's person
+    holds it), ``asked`` (this viewer's request waits), and, for the holder, who asked
+    (``[{"session", "user"}]``)."""
+    return json.dumps({"t": "floor", "holder": holder, "you": you, "asked": asked,
+                       "requests": requests})
+
+
+def refused(what: str, reason: str) -> str:
+    """Something the client sent was refused (``what``: ``input`` or ``floor``), and why; sent
+    once per kind, so a page can explain instead of silently ignoring the user."""
+    return json.dumps({"t": "refused", "what": what, "reason": reason})
 
 
 def origin(rtp_origin: int) -> str:

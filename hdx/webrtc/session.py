@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
@@ -24,6 +24,9 @@ from hdx.config import Config
 from hdx.errors import OfferError, ProtocolError
 from hdx.lossless.protocol import pack_dirty
 from hdx.lossless.refiner import TileRefiner
+from hdx.security.audit import AuditLog
+from hdx.security.identity import LOCAL_USER, Identity
+from hdx.security.limits import TokenBucket
 from hdx.server.capture import CaptureHub
 from hdx.sources.base import CursorImage, KeyEvent
 from hdx.video.selection import EncoderChoice
@@ -31,6 +34,9 @@ from hdx.webrtc import control
 from hdx.webrtc.feedback import route_feedback
 from hdx.webrtc.ice import addresses_for_bind, filter_remote_candidates, host_addresses, is_loopback
 from hdx.webrtc.track import EncodedVideoTrack, SentFrame
+
+if TYPE_CHECKING:
+    from hdx.server.floor_keeper import FloorKeeper
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +46,22 @@ class SessionStats:
     """Counters for the control channel."""
 
     input_events: int = 0
+    """Input events injected into the desktop."""
+    input_refused: int = 0
+    """Input (and floor) messages dropped: a view-only session, or a controller without the
+    floor."""
     malformed_messages: int = 0
+    rate_limited: int = 0
+    """Control messages dropped for exceeding ``max_control_messages_per_s``."""
+    handler_errors: int = 0
+    """Messages whose handling raised (a bug, logged): dropped, the session goes on."""
     pings: int = 0
     last_malformed_reason: str = ""
+
+
+LOCAL_IDENTITY = Identity(LOCAL_USER, "control", None, "127.0.0.1")
+"""Who a session is when nothing checked (embedding programs and tests that build sessions
+directly)."""
 
 
 class ViewerSession:
@@ -57,10 +76,20 @@ class ViewerSession:
         executor: Executor,
         on_closed: Callable[[ViewerSession], None],
         refine_executor: Executor | None = None,
+        identity: Identity = LOCAL_IDENTITY,
+        floor: FloorKeeper | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.id = session_id
+        self.identity = identity
         self.created = time.monotonic()
         self.stats = SessionStats()
+        self._floor = floor
+        self._audit = audit or AuditLog()
+        rate = config.max_control_messages_per_s
+        self._bucket = TokenBucket(rate, 2 * rate)
+        self._refusals_told: set[str] = set()
+        self._access_ended = False
         self._hub = hub
         self._choice = choice
         self._config = config
@@ -75,8 +104,9 @@ class ViewerSession:
         """Lossless refinement, when enabled and the client opens a ``tiles`` channel."""
         if config.lossless:
             self.refiner = TileRefiner(
-                refine_executor or executor, self._send, quiet_ms=config.lossless_quiet_ms,
-                budget_kbps=config.lossless_budget_kbps, buffer_kb=config.lossless_buffer_kb)
+                refine_executor or executor, self.send_control, quiet_ms=config.lossless_quiet_ms,
+                budget_kbps=config.lossless_budget_kbps, buffer_kb=config.lossless_buffer_kb,
+                max_pending=config.max_pending_tiles)
         self._control: Any = None
         self._last_refresh = 0.0
         self._closing = False
@@ -150,12 +180,18 @@ class ViewerSession:
         self._control = channel
         channel.on("message", self._on_control_message)
         self.track.on_sent = self._announce_frame
-        self.track.on_origin = lambda rtp_origin: self._send(control.origin(rtp_origin))
+        self.track.on_origin = lambda rtp_origin: self.send_control(control.origin(rtp_origin))
         width, height = self._hub.source.size
         exact = getattr(self._hub.source, "exact_samples", None)
         bits = 16 if callable(exact) and exact() is not None else 8
+        config = self._config
         channel.send(control.hello(self.id, self._choice.label, width, height,
-                                   lossless=self.refiner is not None, bits=bits))
+                                   lossless=self.refiner is not None, bits=bits,
+                                   user=self.identity.user, role=self.identity.role,
+                                   watermark=config.watermark,
+                                   single_controller=config.single_controller))
+        if self._floor is not None:
+            self._floor.session_joined(self)
         if self.track.rtp_origin is not None:
             channel.send(control.origin(self.track.rtp_origin))
         self._hub.on_cursor(self._send_cursor)
@@ -169,14 +205,29 @@ class ViewerSession:
         self._count_malformed("message on the server-to-client tiles channel")
 
     def _on_control_message(self, data: str | bytes) -> None:
+        if not self._bucket.allow():
+            self.stats.rate_limited += 1
+            if self.stats.rate_limited == 1:
+                log.warning("session %s: more than %d control messages per second; the "
+                            "excess is dropped and counted", self.id,
+                            self._config.max_control_messages_per_s)
+            return
         try:
             message = control.parse_control(data, self._config.max_control_message_bytes)
         except ProtocolError as exc:
             self._count_malformed(str(exc))
             return
+        try:
+            self._handle(message)
+        except Exception:  # a bug handling one message must not tear down the peer
+            self.stats.handler_errors += 1
+            log.exception("session %s: handling a %s message failed; dropped", self.id,
+                          type(message).__name__)
+
+    def _handle(self, message: control.ControlMessage) -> None:
         if isinstance(message, control.Ping):
             self.stats.pings += 1
-            self._send(control.pong(message, time.time()))
+            self.send_control(control.pong(message, time.time()))
             return
         if isinstance(message, (control.Caps, control.TileAck, control.TileNack)):
             self._on_lossless_message(message)
@@ -190,6 +241,16 @@ class ViewerSession:
                 self._last_refresh = now
                 self.track.request_keyframe("client refresh")
             return
+        if isinstance(message, control.FloorAction):
+            if self._access_ended:
+                self.stats.input_refused += 1
+                return
+            problem = self._floor.act(self, message) if self._floor is not None else None
+            if problem is not None:
+                self._refuse("floor", problem)
+            return
+        if not self._may_inject():
+            return
         width, height = self._hub.source.size
         self.stats.input_events += 1
         event = control.clamp_to_desktop(message, width, height)
@@ -199,6 +260,33 @@ class ViewerSession:
             self._hub.handle_input(event)
         except Exception:  # a source bug must not end the session
             log.exception("session %s: the source failed to handle %r", self.id, message)
+
+    def _may_inject(self) -> bool:
+        if self._access_ended:
+            self.stats.input_refused += 1
+            return False
+        if self._floor is None:
+            return self.identity.can_control
+        if self._floor.may_inject(self):
+            return True
+        if not self.identity.can_control:
+            self._refuse("input", "this is a view-only session: input is not sent")
+        else:
+            holder = self._floor.floor.holder_user
+            self._refuse("input", f"{holder} is in control; ask them to hand it over")
+        return False
+
+    def _refuse(self, what: str, reason: str) -> None:
+        """Drop and count; the first refusal of each kind is logged, audited and told."""
+        self.stats.input_refused += 1
+        if what in self._refusals_told:
+            return
+        self._refusals_told.add(what)
+        log.warning("session %s (%s, %s): %s refused: %s; further ones are counted silently",
+                    self.id, self.identity.user, self.identity.role, what, reason)
+        self._audit.record("input_refused", self.identity, session=self.id,
+                           reason=f"{what}: {reason}")
+        self.send_control(control.refused(what, reason))
 
     def _on_lossless_message(self, message: control.Caps | control.TileAck | control.TileNack
                              ) -> None:
@@ -223,7 +311,7 @@ class ViewerSession:
         self._check_fidelity(frame.frame.fidelity)
         # Announce first: the client must know what this frame changes before it can draw it.
         pts = frame.pts & 0xFFFFFFFF  # RTP time wraps; clients compare pts modulo 2**32
-        self._send(control.frame_sent(pts, frame.captured_at, frame.keyframe, frame.size,
+        self.send_control(control.frame_sent(pts, frame.captured_at, frame.keyframe, frame.size,
                                       pack_dirty(frame.changed), frame.changed.shape))
         if self.refiner is not None:
             self.refiner.on_frame_sent(pts, frame.frame, frame.changed)
@@ -235,22 +323,40 @@ class ViewerSession:
             ok, encoded = cv2.imencode(".png", shape.pixels)
             visible = bool(ok)
             png = base64.b64encode(encoded.tobytes()).decode("ascii") if ok else ""
-        self._send(control.cursor(png, shape.xhot, shape.yhot, visible, shape.serial))
+        self.send_control(control.cursor(png, shape.xhot, shape.yhot, visible, shape.serial))
 
     def _check_fidelity(self, reason: str | None) -> None:
         if reason != self._fidelity:
             self._fidelity = reason
-            self._send(control.fidelity(reason))
+            self.send_control(control.fidelity(reason))
+
+    def end_access(self, reason: str) -> None:
+        """Access was withdrawn (a revoked token): no more input from now on, and the client
+        is told why; the server closes the session shortly after."""
+        self._access_ended = True
+        self.say_goodbye(reason)
 
     def say_goodbye(self, reason: str) -> None:
         """Tell the client the server is leaving (``bye``), if its control channel is open, so
         it can say so instead of showing a frozen picture and retrying."""
-        self._send(control.bye(reason))
+        self.send_control(control.bye(reason))
 
-    def _send(self, text: str) -> None:
+    def send_control(self, text: str) -> None:
+        """Send one message on ``control`` if it is open (dropped otherwise: the client's
+        ``hello`` and the floor state follow when it opens)."""
         channel = self._control
         if channel is not None and channel.readyState == "open":
             channel.send(text)
+
+    def release_held_input(self) -> None:
+        """Release every key and button remote input holds on this session's screen (when
+        control changes hands, and when a session that drove closes)."""
+        release = getattr(self._hub.source, "release_input", None)
+        if callable(release):
+            try:
+                release()
+            except Exception:
+                log.warning("session %s: releasing held input failed", self.id, exc_info=True)
 
     # -- shutdown ------------------------------------------------------------------------------
     async def _close_if_not_connected(self) -> None:
@@ -279,13 +385,9 @@ class ViewerSession:
             self.refiner.stop()
         if self._cursor_listening:
             self._hub.off_cursor(self._send_cursor)
-        release = getattr(self._hub.source, "release_input", None)
-        if callable(release) and self.stats.input_events:
+        if self.stats.input_events:
             # Keys or buttons this viewer held must not stay down on the desktop.
-            try:
-                release()
-            except Exception:
-                log.warning("session %s: releasing held input failed", self.id, exc_info=True)
+            self.release_held_input()
         try:
             await self._pc.close()
         except Exception:  # a peer half-built from a rejected offer can fail to close
