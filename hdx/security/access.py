@@ -27,12 +27,15 @@ from hdx.webrtc.ice import is_loopback
 
 
 class AccessDenied(HdxError, PermissionError):
-    """A request was refused: ``status`` (401 or 403) and ``reason`` for the answer."""
+    """A request was refused: ``status`` (401 or 403) and ``reason`` for the answer;
+    ``identity`` when a genuine token was refused (revoked, wrong role), for the audit."""
 
-    def __init__(self, reason: str, status: int = 401) -> None:
+    def __init__(self, reason: str, status: int = 401, identity: Identity | None = None
+                 ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.identity = identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +98,18 @@ class Gatekeeper:
             token = tokens.verify(self.secret, text)
         except tokens.TokenError as exc:
             raise AccessDenied(exc.reason) from None
+        identity = Identity(token.user, token.role, token.id, caller.remote)
         if self.revocations.is_revoked(token.id):
-            raise AccessDenied("this token was revoked; ask for a new link", status=403)
-        return Identity(token.user, token.role, token.id, caller.remote)
+            raise AccessDenied("this token was revoked; ask for a new link", 403, identity)
+        return identity
 
     def viewer(self, caller: Caller) -> Identity:
         """An identity that may watch (view or control), or AccessDenied."""
         identity = self.identify(caller)
         if identity.role == "admin":
             raise AccessDenied("an admin token reads the session list and dashboard; it "
-                               "cannot join a session (ask for a view or control link)", 403)
+                               "cannot join a session (ask for a view or control link)", 403,
+                               identity)
         return identity
 
     def admin(self, caller: Caller) -> Identity:
@@ -116,7 +121,7 @@ class Gatekeeper:
         identity = self.identify(caller)
         if identity.role != "admin":
             raise AccessDenied(f"this needs an admin token (yours has role {identity.role})",
-                               403)
+                               403, identity)
         return identity
 
     def still_valid(self, identity: Identity) -> bool:

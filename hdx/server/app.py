@@ -68,7 +68,7 @@ def caller_of(request: web.Request) -> Caller:
 
 def _denied(request: web.Request, exc: AccessDenied) -> web.Response:
     server = request.app[SERVER_KEY]
-    server.audit.record("refused", remote=request.remote, reason=exc.reason,
+    server.audit.record("refused", exc.identity, remote=request.remote, reason=exc.reason,
                         path=request.path, status=exc.status)
     headers = {}
     if exc.status == 401:
