@@ -47,6 +47,8 @@ if [ "$purpose" = test ]; then
     x11-utils xkb-data
   # The VNC peer of `hdx bench peers` (and its tests): a Debian VNC server on the same Xvfb.
   apt_install x11vnc
+  # Network namespaces, veth and tbf for the shaped-link and beyond-loopback tests.
+  apt_install iproute2
 fi
 
 if [ ! -x .venv/bin/python ]; then
