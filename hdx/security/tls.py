@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,17 +126,23 @@ def _still_good(cert_path: Path, host: str) -> bool:
 def _names_for(host: str) -> list[x509.GeneralName]:
     names: list[x509.GeneralName] = [x509.DNSName("localhost"),
                                      x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    if host in ("", "0.0.0.0", "::"):
-        return names
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        entry: x509.GeneralName = x509.DNSName(host)
-    else:
-        entry = x509.IPAddress(address)
-    if entry not in names:
-        names.append(entry)
+    hosts = [host]
+    if host in ("", "0.0.0.0", "::"):  # every interface: the machine's names and addresses
+        hosts = [socket.getfqdn(), socket.gethostname(), *_interface_addresses()]
+    for name in hosts:
+        try:
+            entry: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(name.strip("[]")))
+        except ValueError:
+            entry = x509.DNSName(name)
+        if name and entry not in names:
+            names.append(entry)
     return names
+
+
+def _interface_addresses() -> list[str]:
+    from aioice.ice import get_host_addresses
+
+    return list(get_host_addresses(use_ipv4=True, use_ipv6=False))
 
 
 def _common_name(host: str) -> str:
