@@ -597,7 +597,8 @@ def _result(screen: BGRA, repeats: int, vnc: dict[str, list[dict[str, Any]]],
             "repeats": repeats, "warmup_runs": 1, "encodings": list(vnc),
             "x11vnc_flags": list(X11VNC_FLAGS), "settle_s": SETTLE_S,
             "timeout_s": TIMEOUT_S, "order": "alternating: every VNC encoding, then hdx",
-            "hdx": "HdxServer(X11Source) in a subprocess, default Config (as hdx serve)",
+            "hdx": "HdxServer(X11Source) in a subprocess, default Config (as hdx serve) "
+                   "but without TLS or tokens, like x11vnc",
             "hdx_poll_ms": 10,  # until_lossless() checks every 10 ms: TTL is up to 10 ms late
         },
         "versions": {**versions, "hdx": hdx_package.__version__, "python": sys.version.split()[0],
@@ -628,7 +629,10 @@ async def _serve(display: str, host: str = "127.0.0.1") -> None:
     from hdx.server.server import HdxServer
     from hdx.sources.factory import open_source
 
-    config = Config(source=f"x11:{display}", host=host, port=0)
+    # Like the x11vnc it is compared with (no password, no TLS), and on the benchmark's own
+    # veth: the comparison stays like for like. Never a setting to copy for real service.
+    config = Config(source=f"x11:{display}", host=host, port=0, tls="off", auth="none",
+                    insecure=True)
     source = open_source(config.source, None, None, config.cine_seconds, config.fps)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
