@@ -205,17 +205,20 @@ class ViewerSession:
         self._count_malformed("message on the server-to-client tiles channel")
 
     def _on_control_message(self, data: str | bytes) -> None:
-        if not self._bucket.allow():
+        try:
+            message = control.parse_control(data, self._config.max_control_message_bytes)
+        except ProtocolError as exc:
+            self._count_malformed(str(exc))
+            return
+        # Tile acks are exempt: each answers a tile we sent (so they are bounded by what we
+        # send), and a dropped one would leave its tiles unverified for ever.
+        if not isinstance(message, (control.TileAck, control.TileNack)) \
+                and not self._bucket.allow():
             self.stats.rate_limited += 1
             if self.stats.rate_limited == 1:
                 log.warning("session %s: more than %d control messages per second; the "
                             "excess is dropped and counted", self.id,
                             self._config.max_control_messages_per_s)
-            return
-        try:
-            message = control.parse_control(data, self._config.max_control_message_bytes)
-        except ProtocolError as exc:
-            self._count_malformed(str(exc))
             return
         try:
             self._handle(message)
