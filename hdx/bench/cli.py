@@ -82,6 +82,9 @@ def add_kinds(parser: argparse.ArgumentParser) -> None:
                              "into one results folder and summarise the targets in all.md.")
     every.add_argument("--skip", nargs="+", default=[], choices=ALL_ORDER, metavar="KIND",
                        help="kinds to leave out")
+    every.add_argument("--kind-timeout", type=float, default=None, metavar="SECONDS",
+                       help="stop a kind still running after this long, record it as failed "
+                       "and go on (default: per kind, generous; see hdx.bench.summary)")
     add_common_arguments(every)
 
 
@@ -94,24 +97,14 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     add_kinds(bench)
 
 
-def kind_defaults(name: str, common: argparse.Namespace) -> argparse.Namespace:
-    """``name``'s options at their defaults, with the common options of ``common``."""
-    parser = argparse.ArgumentParser(prog=f"hdx bench {name}")
-    _kind(name).add_arguments(parser)
-    add_common_arguments(parser)
-    args = parser.parse_args([])
-    for key in ("out", "quick", "no_plot"):
-        setattr(args, key, getattr(common, key))
-    args.compare = None
-    return args
-
-
 def run_bench(args: argparse.Namespace) -> int:
     """Run the kind that ``args`` (from a parser built with :func:`add_bench_parser`) names."""
     if args.out is None:
         args.out = report.default_out(quick=bool(args.quick))
     if args.tolerance < 0:
         raise SystemExit("--tolerance must be >= 0")
+    if getattr(args, "kind_timeout", None) is not None and args.kind_timeout <= 0:
+        raise SystemExit("--kind-timeout must be positive")
     if args.bench_kind == "all":
         from hdx.bench.summary import run_all
 

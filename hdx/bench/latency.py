@@ -20,6 +20,13 @@ frames the page drew in it. The Python side of Playwright also lives in this pro
 window it only waits, and it is there for every pipeline alike, as is the source's copy and id
 stamp of each frame.
 
+**Deadlines.** A Chromium that crashes or hangs must not stop the run (one did, in CI: its
+browser process defunct, its zygotes spinning, ``page.evaluate`` waiting for ever). Each round
+has a deadline (``round_deadline_s`` in the settings), the whole run another (``deadline_s``);
+a round whose browser died or hung is recorded, its processes are killed, and it runs once more
+in a fresh browser (``attempts`` and ``browser_failures`` in its record, a line in the report).
+See :mod:`hdx.bench.fresh_browser`.
+
 Needs Debian's Chromium (``/usr/bin/chromium``) and Playwright: ``./scripts/setup.sh test``.
 """
 
@@ -28,11 +35,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -43,8 +48,9 @@ import numpy as np
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, VideoStreamTrack
 
-from hdx.bench import report
-from hdx.bench.chromium import CHROMIUM, CHROMIUM_ARGS
+from hdx.bench import deadlines, report
+from hdx.bench.chromium import CHROMIUM
+from hdx.bench.fresh_browser import BrowserFailed, in_fresh_browser, playwright_driver
 from hdx.bench.progress import Progress
 from hdx.config import Config
 from hdx.server.server import HdxServer
@@ -63,6 +69,11 @@ FPS = 30
 TARGET = 0.6
 """hdx's p50 over the naive (VP8) pipeline's p50 must be at most this."""
 PAGE_TIMEOUT_S = 30.0
+LAUNCH_S, ROUND_SLACK_S = 20.0, 15.0
+"""A round's deadline: launching Chromium, the page becoming ready (:data:`PAGE_TIMEOUT_S`), the
+warm-up and the measured window, and the rest (servers, stats, page close) all within it."""
+RETRIES = 1
+"""A round whose browser died or hung runs again, once, in a fresh browser."""
 CELL, ID_BITS, CHECK_BITS = 16, 20, 4
 SETUP_HINT = "install them with ./scripts/setup.sh test"
 
@@ -315,17 +326,18 @@ async def measure(context: Any, name: str, round_no: int, s: dict[str, Any]) -> 
 
 
 async def run_rounds(s: dict[str, Any], progress: Progress) -> list[dict[str, Any]]:
-    """Every round of every pipeline, alternating the order; a fresh browser for each."""
-    from playwright.async_api import async_playwright
-
+    """Every round of every pipeline, alternating the order; a fresh browser for each, and all
+    of it within the run's deadline (``s["deadline_s"]``): what does not fit is recorded as not
+    run."""
     runs: list[dict[str, Any]] = []
-    async with async_playwright() as p:
+    deadline = time.monotonic() + s["deadline_s"]
+    async with playwright_driver() as p:
         for round_no in range(s["rounds"]):
             order = PIPELINES if round_no % 2 == 0 else PIPELINES[::-1]
             for name in order:
                 progress.step(f"round {round_no + 1}/{s['rounds']}: {name} "
                               f"({s['seconds']:g} s)")
-                runs.append(await _one_round(p, name, round_no, s))
+                runs.append(await _one_round(p, name, round_no, s, deadline, progress))
                 last = runs[-1]
                 if "error" not in last:
                     p50 = report.percentile(last["latencies_ms"], 50)
@@ -333,22 +345,49 @@ async def run_rounds(s: dict[str, Any], progress: Progress) -> list[dict[str, An
     return runs
 
 
-async def _one_round(p: Any, name: str, round_no: int, s: dict[str, Any]) -> dict[str, Any]:
-    """One pipeline in its own fresh Chromium profile; a timeout is recorded, not raised."""
-    profile = tempfile.mkdtemp(prefix=f"hdx-latency-{name}-")
-    try:
-        context = await p.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": s["width"], "height": s["height"] + 40})
+def _say(text: str) -> None:
+    print(f"hdx bench latency: {text}", file=sys.stderr, flush=True)
+
+
+async def _one_round(p: Any, name: str, round_no: int, s: dict[str, Any], deadline: float,
+                     progress: Progress) -> dict[str, Any]:
+    """One pipeline in a fresh Chromium, within ``s["round_deadline_s"]`` and the run's
+    ``deadline`` (monotonic). A browser that dies or hangs is killed and the round retried
+    once in a fresh one (``browser_failures`` in the record says so); a page that does not
+    become ready is recorded as an error, not raised, and not retried."""
+    from playwright.async_api import Error as PlaywrightError
+
+    where = f"{name} round {round_no + 1}"
+    record: dict[str, Any] = {"pipeline": name, "round": round_no, "attempts": 0}
+    failures: list[str] = []
+    viewport = {"width": s["width"], "height": s["height"] + 40}
+    while record["attempts"] <= RETRIES:
+        left = deadline - time.monotonic()
+        if left <= LAUNCH_S:
+            failures.append(f"not run: the latency run's deadline ({s['deadline_s']:g} s) "
+                            "had passed")
+            break
+        record["attempts"] += 1
         try:
-            return await measure(context, name, round_no, s)
-        except TimeoutError as exc:
-            print(f"hdx bench latency: {name} round {round_no + 1}: {exc}", file=sys.stderr)
-            return {"pipeline": name, "round": round_no, "error": str(exc)}
-        finally:
-            await context.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+            result = await in_fresh_browser(
+                p, lambda context: measure(context, name, round_no, s), viewport=viewport,
+                deadline_s=min(s["round_deadline_s"], left))
+        except BrowserFailed as exc:
+            failures.append(str(exc))
+            again = record["attempts"] <= RETRIES
+            _say(f"{where}: {exc}" + ("; again in a fresh browser" if again else ""))
+            progress.note(f"{name}: the browser failed; "
+                          + ("retrying in a fresh one" if again else "giving up"))
+            continue
+        except (TimeoutError, PlaywrightError) as exc:
+            _say(f"{where}: {exc}")
+            record["error"] = str(exc)
+            break
+        return result | record | ({"browser_failures": failures} if failures else {})
+    if failures:
+        record["browser_failures"] = failures
+    record.setdefault("error", "; ".join(failures))
+    return record
 
 
 def _rounded(value: float | None, digits: int = 1) -> float | None:
@@ -448,6 +487,11 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"- hdx / {base}: p50 {summary[f'ratio_p50_hdx_over_{base}']}, p95 "
                          f"{summary[f'ratio_p95_hdx_over_{base}']}, CPU per frame "
                          f"{summary[f'cpu_ratio_hdx_over_{base}']}.")
+    for run in result["runs"]:
+        if run.get("browser_failures"):
+            outcome = "not measured" if "error" in run else "then measured in a fresh browser"
+            lines.append(f"- {run['pipeline']} round {run['round'] + 1}: "
+                         f"{'; '.join(run['browser_failures'])}; {outcome}.")
     own = summary["hdx"].get("client_reported_median_ms")
     if own is not None:
         lines.append(f"- hdx's web client measures the same latency itself (RTP timestamps "
@@ -491,15 +535,25 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
-    """What this run measures, with --quick's smaller defaults where an option was not given."""
+    """What this run measures, with --quick's smaller defaults where an option was not given,
+    and the deadlines that keep a dead or hung browser from stopping the run."""
     quick = bool(args.quick)
     size = args.size or (QUICK_SIZE if quick else SIZE)
     width, height = _parse_size(size)
-    return {"size": size, "width": width, "height": height, "fps": FPS,
-            "seconds": args.seconds or (QUICK_SECONDS if quick else SECONDS),
-            "rounds": args.rounds or (QUICK_ROUNDS if quick else ROUNDS),
-            "warmup_s": QUICK_WARMUP_S if quick else WARMUP_S,
-            "pipelines": list(PIPELINES), "target_ratio": TARGET}
+    seconds = args.seconds or (QUICK_SECONDS if quick else SECONDS)
+    rounds = args.rounds or (QUICK_ROUNDS if quick else ROUNDS)
+    warmup_s = QUICK_WARMUP_S if quick else WARMUP_S
+    return {"size": size, "width": width, "height": height, "fps": FPS, "seconds": seconds,
+            "rounds": rounds, "warmup_s": warmup_s, "pipelines": list(PIPELINES),
+            "target_ratio": TARGET, **deadlines_for(seconds, warmup_s, rounds)}
+
+
+def deadlines_for(seconds: float, warmup_s: float, rounds: int) -> dict[str, float]:
+    """The deadline of one round, and of the whole run: every round plus one retry's worth,
+    so that one browser failure costs time but not the results."""
+    round_s = LAUNCH_S + PAGE_TIMEOUT_S + warmup_s + seconds + ROUND_SLACK_S
+    return {"round_deadline_s": round_s,
+            "deadline_s": round_s * (rounds * len(PIPELINES) + RETRIES)}
 
 
 def missing_browser() -> str | None:
@@ -546,7 +600,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     s = settings(args)
     with Progress(s["rounds"] * len(PIPELINES), NAME) as progress:
-        runs = asyncio.run(run_rounds(s, progress))
+        runs = deadlines.run(run_rounds(s, progress))
     summary = summarize(runs)
     result = {
         "benchmark": NAME, "description": DESCRIPTION, "quick": bool(args.quick),

@@ -16,6 +16,7 @@ import pytest
 
 from hdx.bench import netlink, vnc_peer
 from hdx.bench.vnc_peer import paint, static_ct_screen
+from tests import procs
 from tests.bench.test_rfb import HEIGHT, WIDTH, child_processes, require_vnc
 from tests.x11.xservers import XServer, x_server
 
@@ -127,8 +128,7 @@ def test_x_clients_in_the_namespace_reach_xvfb_with_mit_shm(small_xvfb: XServer,
              "s.grab_raw()\n"
              "print(s.capture_method)\n"
              "s.close()\n")
-    done = subprocess.run([*link.exec_prefix(), sys.executable, "-c", probe],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = procs.run([*link.exec_prefix(), sys.executable, "-c", probe], timeout_s=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith("MIT-SHM"), done.stdout + done.stderr
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import cv2
 import pytest
 
+from tests import procs
 from tests.browser.conftest import serve
 
 pytestmark = pytest.mark.integration
 
 
 def hdx(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hdx", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return procs.run([sys.executable, "-m", "hdx", *args], timeout_s=timeout)
 
 
 def test_client_saves_the_last_frame_and_reports_json(tmp_path: Path) -> None:

@@ -8,14 +8,16 @@ import sys
 
 import pytest
 
+from tests import procs
 from tests.x11.xservers import XServer
 
 pytestmark = pytest.mark.x11
 
 
 def doctor(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hdx", "doctor", *args], capture_output=True,
-                          text=True, timeout=60, check=True)
+    done = procs.run([sys.executable, "-m", "hdx", "doctor", *args], timeout_s=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
 
 
 def test_doctor_reports_what_the_display_offers(xvfb: XServer) -> None:
