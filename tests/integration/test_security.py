@@ -262,7 +262,11 @@ async def test_limits_sessions_and_control_rate(tmp_path: Path) -> None:
             await wait_for(lambda: any(m.get("id") == 999 for m in first.report.messages
                                        if m.get("t") == "pong"))
             summary = server.session_summaries()[0]
-            assert 30 <= pongs <= 100 and summary["rate_limited"] + pongs == 400
+            accepted = next(iter(server.sessions.values())).stats.pings - 1  # less ping 999
+            assert pongs == accepted and 30 <= pongs <= 100
+            # Every ping not answered was dropped by the limit (the viewer's own occasional
+            # refresh requests may be dropped too: a few more).
+            assert 400 - pongs <= summary["rate_limited"] <= 400 - pongs + 5
             assert summary["state"] == "connected"
             # Tile acks are never rate-limited: dropping one would leave its tiles unverified.
             await first.until_lossless(10)
