@@ -1,6 +1,9 @@
-// hdx web client entry point: wires the peer, the renderer, the view, input and status, and
-// exposes test hooks on window.hdx.
+// hdx web client entry point: wires the peer, the renderer, the view, input, access and
+// status, and exposes test hooks on window.hdx. Nothing is kept in the browser beyond this
+// page's memory (no storage API of any kind); the join token lives there only.
+import { takeToken, Access } from './access.js';
 import { connect } from './peer.js';
+import { AccessRefused } from './signalling.js';
 import { renderTrack } from './video.js';
 import { View } from './view.js';
 import { attachInput } from './input.js';
@@ -9,7 +12,11 @@ import { LatencyEstimator } from './latency.js';
 import { Compositor, decodableFormats } from './compositor.js';
 import { LosslessIndicator } from './indicator.js';
 import { cursorSetter } from './cursor.js';
-import { offerMonitorWindows } from './monitors.js';
+import { offerMonitorWindows, selectedMonitor } from './monitors.js';
+import { Watermark } from './watermark.js';
+
+// First of all: the link's token leaves the address bar (and so history and screenshots).
+const token = takeToken();
 
 const canvas = /** @type {HTMLCanvasElement} */ (document.getElementById('screen'));
 const viewport = document.getElementById('viewport');
@@ -23,6 +30,16 @@ compositor.view = view;
 const setCursor = cursorSetter(canvas);
 const indicator = new LosslessIndicator(document.getElementById('lossless'));
 compositor.onStateChange = (state) => indicator.show(state);
+const watermark = new Watermark(/** @type {HTMLCanvasElement} */ (document.getElementById('watermark')), canvas);
+const access = new Access({
+  role: document.getElementById('role-badge'),
+  control: document.getElementById('control-badge'),
+  note: document.getElementById('floor-note'),
+  request: /** @type {HTMLButtonElement} */ (document.getElementById('floor-request')),
+  requests: document.getElementById('floor-requests'),
+  release: /** @type {HTMLButtonElement} */ (document.getElementById('floor-release')),
+}, (msg) => send(msg));
+access.notify = (text) => stats.notify(text);
 const tintToggle = document.getElementById('tint-toggle');
 tintToggle.addEventListener('click', () => {
   const on = tintToggle.getAttribute('aria-pressed') !== 'true';
@@ -44,6 +61,8 @@ let peerConnection = null;
 let endSession = null;
 /** The server's reason when it said `bye` (it is shutting down): no reconnecting then. */
 let serverBye = null;
+/** The server's reason when it refused this page (401/403): no reconnecting then either. */
+let refusal = null;
 
 function send(msg) {
   if (control && control.readyState === 'open') control.send(JSON.stringify(msg));
@@ -55,6 +74,8 @@ function onControlMessage(msg) {
     stats.session = msg.session;
     stats.desktop = { width: msg.width, height: msg.height };
     compositor.configure(msg);
+    access.hello(msg);
+    watermark.show(access.watermark ? access.user || '?' : null);
     if (msg.lossless) formats.then((names) => send({ t: 'caps', formats: names }));
   } else if (msg.t === 'pong') {
     const sample = stats.pong(msg);
@@ -72,6 +93,10 @@ function onControlMessage(msg) {
     // Exact tiles are not the exact desktop (10-bit detail): never claim LOSSLESS meanwhile.
     compositor.fidelityReason = msg.exact ? null : String(msg.reason || 'reduced depth');
     compositor.refreshState();
+  } else if (msg.t === 'floor') {
+    access.setFloor(msg);
+  } else if (msg.t === 'refused') {
+    access.refused(msg);
   } else if (msg.t === 'bye') {
     // Leave at once, so the server's drain need not wait for us.
     serverBye = String(msg.reason || 'server closed the session');
@@ -97,7 +122,9 @@ function onFrame(width, height, rtpTimestamp) {
 /** Connect once; resolves when that connection has ended (failed, closed or never made). */
 async function runSession() {
   latency = new LatencyEstimator(); // a new stream has a new RTP origin
-  const peer = await connect(onControlMessage, (data) => compositor.onTileMessage(data));
+  access.reset();
+  const peer = await connect(onControlMessage, (data) => compositor.onTileMessage(data),
+    { token, monitor: selectedMonitor() });
   control = peer.control;
   peerConnection = peer.pc;
   stats.session = peer.session;
@@ -114,16 +141,19 @@ async function runSession() {
   const pinger = setInterval(() => send(stats.ping()), 1000);
   await ended;
   endSession = null;
+  access.reset(); // no floor without a session: nothing is sent, no badge claims control
   clearInterval(pinger);
   renderer.stop();
   peer.pc.close();
 }
 
 /** Keep a session up: reconnect after a failure with backoff (1 s doubling to 10 s), unless
- * the server said `bye` (it is shutting down; reloading the page connects again). */
+ * the server said `bye` (it is shutting down; reloading the page connects again) or refused
+ * this page's token (401/403: retrying cannot help). */
 async function start() {
-  attachInput(canvas, viewport, view, send);
-  offerMonitorWindows(/** @type {HTMLButtonElement} */ (document.getElementById('monitors')));
+  const input = attachInput(canvas, viewport, view, send, () => access.mayDrive(), () => access.blocked());
+  access.onFloorLost = () => input.forget();
+  offerMonitorWindows(/** @type {HTMLButtonElement} */ (document.getElementById('monitors')), token);
   viewport.focus();
   let delayMs = 1000;
   for (;;) {
@@ -132,6 +162,14 @@ async function start() {
       await runSession();
       stats.error = 'connection lost';
     } catch (err) {
+      if (err instanceof AccessRefused) {
+        refusal = err.reason;
+        stats.connectionState = 'refused';
+        stats.error = err.message;
+        statusLine.classList.add('alert');
+        showStatus();
+        return;
+      }
       stats.error = String(err && err.message ? err.message : err);
       console.error('hdx:', err);
     }
@@ -156,10 +194,16 @@ window.addEventListener('pagehide', () => {
   if (peerConnection) peerConnection.close();
 });
 
+function showStatus() {
+  const line = refusal !== null ? `${stats.error} · reload after getting a new link` : stats.line(view);
+  if (statusLine.textContent !== line) statusLine.textContent = line;
+}
+
 setInterval(() => {
-  statusLine.textContent = stats.line(view);
+  showStatus();
   compositor.refreshState(view); // the view may have scrolled or scaled
   compositor.watchdog();
+  watermark.follow(); // the screen's box and the clock
 }, 100);
 
 function losslessStatus() {
@@ -206,6 +250,8 @@ window.hdx = {
       reconnects: stats.reconnects,
       error: stats.error,
       serverBye,
+      refusal,
+      ...access.status(),
       ...losslessStatus(),
     };
   },
@@ -268,6 +314,12 @@ window.hdx = {
     };
   },
   send,
+  /** Ask for the input floor (a control page). */
+  requestControl() { access.requestControl(); },
+  /** Hand the floor to the session `sessionId` (the holder only). */
+  grantControl(sessionId) { access.grantControl(sessionId); },
+  /** Let go of the floor. */
+  releaseControl() { access.releaseControl(); },
 };
 
 start();

@@ -8,12 +8,13 @@ import { iceGatheringDone, postOffer } from './signalling.js';
  */
 
 /**
- * Connect to the hdx server this page came from.
+ * Connect to the hdx server this page came from, as `who` says (token and monitor).
  * @param {(msg: any) => void} onControlMessage
  * @param {(data: ArrayBuffer) => void} onTileMessage
+ * @param {{token: string | null, monitor: string | null}} who
  * @returns {Promise<Peer>}
  */
-export async function connect(onControlMessage, onTileMessage) {
+export async function connect(onControlMessage, onTileMessage, who) {
   const pc = new RTCPeerConnection({ iceServers: [] });
   const transceiver = pc.addTransceiver('video', { direction: 'recvonly' });
   preferH264(transceiver);
@@ -30,10 +31,16 @@ export async function connect(onControlMessage, onTileMessage) {
       resolve(event.track);
     };
   });
-  await pc.setLocalDescription(await pc.createOffer());
-  await iceGatheringDone(pc);
-  const answer = await postOffer(pc.localDescription);
-  await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
+  let answer;
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await iceGatheringDone(pc);
+    answer = await postOffer(pc.localDescription, who);
+    await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
+  } catch (err) {
+    pc.close(); // a refused or failed offer must not leave a peer behind
+    throw err;
+  }
   return { pc, control, tiles, track, session: answer.session };
 }
 

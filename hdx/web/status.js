@@ -14,6 +14,9 @@ export class Stats {
     this.error = null;
     this.renderPath = null;
     this.reconnects = 0;
+    /** A short-lived message for the status line (a refusal, why input is not sent). */
+    this.notice = null;
+    this.noticeUntil = 0;
     /** @type {number[]} */
     this.drawTimes = [];
     /** @type {Map<number, number>} */
@@ -50,10 +53,17 @@ export class Stats {
     return { sentMs: msg.ts, rttMs: this.rttMs };
   }
 
+  /** Show `text` in the status line for `ms`. */
+  notify(text, ms = 6000) {
+    this.notice = text;
+    this.noticeUntil = performance.now() + ms;
+  }
+
   /** One line for people. */
   line(view) {
     const parts = [this.connectionState];
     if (this.error) parts.push(this.error);
+    if (this.notice && performance.now() < this.noticeUntil) parts.push(this.notice);
     if (this.encoder) parts.push(this.encoder);
     parts.push(`${this.fps} fps`);
     if (this.latencyMs !== null) parts.push(`latency ${this.latencyMs.toFixed(0)} ms`);

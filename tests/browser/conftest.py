@@ -8,9 +8,11 @@ Set HDXTEST_REQUIRE_BROWSER=1 (the test command does) to fail instead of skip wi
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -59,19 +61,28 @@ class ServedDesktop:
             return f.read()
 
 
+def _serves_tls(args: tuple[str, ...]) -> bool:
+    """Does ``hdx serve ARGS`` answer HTTPS on loopback (``--tls on``)?"""
+    return any(a == "--tls" and b == "on" for a, b in itertools.pairwise(args)) \
+        or "--tls=on" in args
+
+
 def serve(*args: str, port: int | None = None) -> Iterator[ServedDesktop]:
-    """Run `python -m hdx serve ARGS` on ``port`` (default: a free one) until the test ends."""
+    """Run `python -m hdx serve ARGS` on ``port`` (default: a free one) until the test ends.
+    With ``--tls on`` the URL is https (the self-signed certificate is not checked here)."""
     port = port or free_port()
     log = tempfile.NamedTemporaryFile(prefix="hdx-serve-", suffix=".log", delete=False)
     process = subprocess.Popen(
         [sys.executable, "-m", "hdx", "serve", "--port", str(port), "--encoder", "x264", *args],
         stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+    tls = _serves_tls(args)
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/"
+    context = ssl._create_unverified_context() if tls else None
     served = ServedDesktop(url, process, log.name)
     deadline = time.monotonic() + 30
     while True:
         try:
-            urllib.request.urlopen(url + "healthz", timeout=1).read()
+            urllib.request.urlopen(url + "healthz", timeout=1, context=context).read()
             break
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
