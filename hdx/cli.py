@@ -132,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     client.add_argument("--save", type=Path, help="write what the client shows as PNG "
                         "(16-bit grey when the desktop's samples exceed 8 bits)")
     client.add_argument("--json", action="store_true", help="print the report as JSON")
-    client.add_argument("--token", help="join token (default: the URL's ?token=, or "
+    client.add_argument("--token", help="join token (default: the link's #token= or ?token=, or "
                         "$HDX_TOKEN)")
     client.add_argument("--tls-fingerprint", metavar="SHA256",
                         help="trust the server's certificate with this SHA-256 fingerprint "

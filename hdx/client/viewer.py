@@ -51,12 +51,13 @@ class ServerRefused(ClientError):
 
 
 def _split_token(url: str) -> tuple[str, str | None]:
-    """``url`` without its ``token`` query parameter, and that token (a join link)."""
+    """``url`` without its token (a join link's ``#token=``, or ``?token=``), and the token."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    token = next((v for k, v in query if k == "token"), None)
+    fragment = parse_qsl(parts.fragment, keep_blank_values=True)
+    token = next((v for k, v in [*fragment, *query] if k == "token"), None)
     rest = urlencode([(k, v) for k, v in query if k != "token"])
-    return urlunsplit(parts._replace(query=rest)), token
+    return urlunsplit(parts._replace(query=rest, fragment="")), token
 
 
 def _client_ssl(fingerprint: str | None, cafile: Path | str | None
@@ -132,7 +133,7 @@ class ViewerReport:
 class Viewer:
     """One connection to an hdx server. Use ``async with Viewer(url) as v:``.
 
-    ``token`` (or the URL's ``?token=``, which is taken out of the URL) goes in an
+    ``token`` (or the link's ``#token=`` or ``?token=``, taken out of the URL) goes in an
     ``Authorization: Bearer`` header. For ``https`` servers, ``tls_fingerprint`` pins the
     certificate by its SHA-256 (as ``hdx serve`` prints it; for self-signed ones) and
     ``cafile`` trusts a CA; otherwise the system's CAs are trusted.

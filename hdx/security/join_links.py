@@ -55,7 +55,9 @@ def mint_link(config: Config, role: tokens.Role, ttl_s: float, user: str,
     secret = load_secret(config.state_path(env), env)
     text = tokens.mint(secret, role, ttl_s, user)
     token = tokens.verify(secret, text)
-    link = JoinLink(f"{server_address(config)}?token={text}", token)
+    # After '#': a browser never sends the fragment, so the token stays out of the server's
+    # and every proxy's access logs even on the first page load.
+    link = JoinLink(f"{server_address(config)}#token={text}", token)
     _audit(config, "token_minted", token_id=token.id, user=token.user, role=role,
            expires_at=token.expires_at)
     return link

@@ -43,15 +43,19 @@ class FloorKeeper:
         self._audit = audit
         self._sessions = sessions
 
-    def may_inject(self, session: FloorSession) -> bool:
-        """May this session's input reach the desktop now? A controller's input takes a
-        free floor; view sessions never inject."""
+    def may_inject(self, session: FloorSession, takes: bool = True) -> bool:
+        """May this session's input reach the desktop now? View sessions never inject. A
+        controller's deliberate input (``takes``: a press, a key, the wheel) takes a free
+        floor; a mere pointer move over a free floor goes through without taking it, so
+        hovering over the picture grabs nothing."""
         identity = session.identity
         if not identity.can_control:
             return False
         if not self.single_controller:
             return True
         if self.floor.may_drive(identity.person):
+            return True
+        if self.floor.holder is None and not takes:
             return True
         if self.floor.take_if_free(identity.person, identity.user):
             self._audit.record("floor_take", identity, session=session.id,

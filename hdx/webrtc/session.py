@@ -28,7 +28,7 @@ from hdx.security.audit import AuditLog
 from hdx.security.identity import LOCAL_USER, Identity
 from hdx.security.limits import TokenBucket
 from hdx.server.capture import CaptureHub
-from hdx.sources.base import CursorImage, KeyEvent
+from hdx.sources.base import CursorImage, KeyEvent, PointerEvent
 from hdx.video.selection import EncoderChoice
 from hdx.webrtc import control
 from hdx.webrtc.feedback import route_feedback
@@ -252,7 +252,8 @@ class ViewerSession:
             if problem is not None:
                 self._refuse("floor", problem)
             return
-        if not self._may_inject():
+        if not self._may_inject(takes_floor=not (
+                isinstance(message, PointerEvent) and message.action == "move")):
             return
         width, height = self._hub.source.size
         self.stats.input_events += 1
@@ -264,13 +265,13 @@ class ViewerSession:
         except Exception:  # a source bug must not end the session
             log.exception("session %s: the source failed to handle %r", self.id, message)
 
-    def _may_inject(self) -> bool:
+    def _may_inject(self, takes_floor: bool) -> bool:
         if self._access_ended:
             self.stats.input_refused += 1
             return False
         if self._floor is None:
             return self.identity.can_control
-        if self._floor.may_inject(self):
+        if self._floor.may_inject(self, takes_floor):
             return True
         if not self.identity.can_control:
             self._refuse("input", "this is a view-only session: input is not sent")

@@ -177,7 +177,12 @@ async def test_the_floor_is_handed_over_explicitly(token_server: HdxServer,
             Viewer(server.url + f"?token={alice}") as a2:
         for viewer in (a, b, a2):
             await viewer.wait_control_open()
-        a.send({"t": "pointer", "a": "move", "x": 1, "y": 1})
+        b.send({"t": "pointer", "a": "move", "x": 9, "y": 9})  # hovering takes nothing
+        await wait_for(lambda: len(source.events) == 1)
+        await asyncio.sleep(0.2)
+        assert server.floor.floor.holder is None
+        source.events.clear()
+        a.send({"t": "pointer", "a": "down", "x": 1, "y": 1, "b": 0})  # a press takes it
         await wait_for(lambda: len(source.events) == 1)
         await a.wait_floor(lambda f: f["you"] and f["holder"] == "alice")
         await b.wait_floor(lambda f: not f["you"] and f["holder"] == "alice")
@@ -207,8 +212,9 @@ async def test_the_floor_is_handed_over_explicitly(token_server: HdxServer,
         assert [s["in_control"] for s in server.session_summaries()] == [False, True, False]
         b.send({"t": "floor", "a": "release"})
         await a.wait_floor(lambda f: f["holder"] is None)
-        a.send({"t": "pointer", "a": "move", "x": 6, "y": 6})  # a free floor is taken by use
+        a.send({"t": "key", "key": "a", "code": "KeyA", "down": True})  # taken by use
         await wait_for(lambda: len(source.events) == 4)
+        await a.wait_floor(lambda f: f["you"])
     events = [r["event"] for r in audit_records(audit_path)]
     for event in ("floor_take", "floor_request", "floor_grant", "floor_release", "join",
                   "leave"):
@@ -221,7 +227,7 @@ async def test_a_leaving_holder_frees_the_floor(token_server: HdxServer) -> None
         await b.wait_control_open()
         async with Viewer(server.url + f"?token={mint(server, 'control', 'alice')}") as a:
             await a.wait_control_open()
-            a.send({"t": "pointer", "a": "move", "x": 1, "y": 1})
+            a.send({"t": "wheel", "x": 1, "y": 1, "dx": 0, "dy": 3})
             await b.wait_floor(lambda f: f["holder"] == "alice")
         await b.wait_floor(lambda f: f["holder"] is None, timeout_s=15)
 
@@ -379,7 +385,7 @@ def test_hdx_token_mints_links_and_revokes(tmp_path: Path) -> None:
     done = hdx("--role", "control", "--user", "dr.ada", "--ttl", "2h")
     assert done.returncode == 0, done.stderr
     url = done.stdout.strip()
-    assert url.startswith("http://127.0.0.1:8080/?token=hdx1.")
+    assert url.startswith("http://127.0.0.1:8080/#token=hdx1.")  # never sent to servers
     assert "expires" in done.stderr and "--revoke" in done.stderr
     from hdx.security.secret import load_secret
 
@@ -387,10 +393,10 @@ def test_hdx_token_mints_links_and_revokes(tmp_path: Path) -> None:
     assert (token.user, token.role, token.expires_at - token.issued_at) == \
         ("dr.ada", "control", 7200)
     facts = json.loads(hdx("--json", "--host", "10.1.2.3", "--port", "9443").stdout)
-    assert facts["url"].startswith("https://10.1.2.3:9443/?token=")  # TLS beyond loopback
+    assert facts["url"].startswith("https://10.1.2.3:9443/#token=")  # TLS beyond loopback
     assert facts["role"] == "view" and facts["user"] == "guest"
     proxied = json.loads(hdx("--json", "--public-url", "https://ws7.example").stdout)
-    assert proxied["url"].startswith("https://ws7.example/?token=")
+    assert proxied["url"].startswith("https://ws7.example/#token=")
     revoked = hdx("--revoke", token.id)
     assert revoked.returncode == 0 and token.id in (Path(state) / "revoked-tokens").read_text()
     assert hdx("--revoke", "nonsense").returncode == 2

@@ -91,7 +91,7 @@ def test_beyond_loopback_means_tls_and_tokens(link: netlink.Link, tmp_path: Path
                                 text)
         assert fingerprint is not None, text
         url = hdx_token(state, link, "--role", "view", "--user", "ann")
-        assert url.startswith(f"https://{link.ns_addr}:{PORT}/?token=hdx1.")
+        assert url.startswith(f"https://{link.ns_addr}:{PORT}/#token=hdx1.")
 
         async def watch() -> int:
             async with Viewer(url, tls_fingerprint=fingerprint.group(1),

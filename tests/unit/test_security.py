@@ -299,3 +299,12 @@ def test_audit_records_carry_identity_and_never_a_token(tmp_path: Path) -> None:
     assert lines[1]["status"] == 401 and lines[1]["user"] is None
     with pytest.raises(ValueError, match="unknown audit event"):
         AuditLog().record("hack")
+
+
+def test_the_python_client_takes_the_token_out_of_a_join_link() -> None:
+    from hdx.client.viewer import _split_token
+
+    assert _split_token("https://h:1/#token=hdx1.a.b") == ("https://h:1/", "hdx1.a.b")
+    assert _split_token("https://h:1/?monitor=right&token=hdx1.a.b") == \
+        ("https://h:1/?monitor=right", "hdx1.a.b")
+    assert _split_token("http://h:1/?monitor=left") == ("http://h:1/?monitor=left", None)
