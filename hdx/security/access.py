@@ -3,7 +3,8 @@
 Rules (see docs/security.md):
 
 - A token travels in ``Authorization: Bearer``; in a query string it is refused (URLs end up
-  in proxies' logs and browser history). The page moves the link's ``#token=`` (or ``?token=``) into memory.
+  in proxies' logs and browser history). The page moves the link's ``#token=`` (or
+  ``?token=``) into memory.
 - ``auth = token``, a bind beyond loopback, a ``public_url`` or a proxied request (one with
   ``Forwarded``/``X-Forwarded-For``) need a token; a tokenless loopback caller otherwise is
   the local user, with control. A token that is given is always checked.
