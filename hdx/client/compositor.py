@@ -16,21 +16,36 @@ implementation the tests can reason about:
 from __future__ import annotations
 
 import hashlib
+import struct
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import imagecodecs
 import numpy as np
 import numpy.typing as npt
 
 from hdx.errors import ProtocolError
 from hdx.lossless import codec
-from hdx.lossless.protocol import TileMessage
+from hdx.lossless.protocol import TileHeader, TileMessage
 
 _NONE = -1
 _U32 = 0xFFFFFFFF
 _HALF = 1 << 31
+MAX_PIXELS = 1 << 25
+"""Largest desktop a server's ``hello`` may announce (33.5 Mpx: 8K UHD fits), so a hostile
+server cannot make the client allocate gigabytes of frame buffers."""
+_MAX_SIDE = 0xFFFF
+"""Tile headers carry 16-bit coordinates."""
+_BOUNDED: dict[int, Callable[..., Any]] = {
+    codec.TileFormat.PNG: imagecodecs.png_decode,
+    codec.TileFormat.JXL: imagecodecs.jpegxl_decode,
+    codec.TileFormat.JLS: imagecodecs.jpegls_decode,
+}
+"""Decoders that write into a caller's array and refuse an image of another shape before
+decoding it (imagecodecs' ``out=``)."""
 
 
 def later(a: Any, b: Any) -> Any:
@@ -55,6 +70,12 @@ class Compositor:
     """Composes video and lossless tiles for one desktop of ``width`` x ``height``."""
 
     def __init__(self, width: int, height: int, bits: int = 8, tile: int = 64) -> None:
+        if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE
+                and width * height <= MAX_PIXELS):
+            raise ProtocolError(f"a desktop of {width}x{height} is out of range (at most "
+                                f"{MAX_PIXELS} pixels, {_MAX_SIDE} a side)")
+        if not (0 < bits <= 16 and 8 <= tile <= 1024):
+            raise ProtocolError(f"{bits}-bit samples in {tile}-pixel tiles are out of range")
         self.width, self.height, self.bits, self.tile = width, height, bits, tile
         self.rows, self.cols = -(-height // tile), -(-width // tile)
         grid = (self.rows, self.cols)
@@ -156,7 +177,7 @@ class Compositor:
             self.stats.tiles_stale += 1
             return {"t": "nack", "id": head.tile_id, "reason": "stale"}
         try:
-            samples = codec.decode(head.fmt, message.payload)
+            samples = _decode(head, message.payload)
             self._paste(head.x, head.y, head.w, head.h, samples)
         except ProtocolError:
             self.stats.tiles_broken += 1
@@ -225,3 +246,24 @@ class Compositor:
         out = self.video.copy()
         out[has] = self.layer[has]
         return out
+
+
+def _decode(head: TileHeader, payload: bytes) -> npt.NDArray[Any]:
+    """:func:`codec.decode`, never larger than the header's rectangle: a payload that claims
+    more pixels (a PNG header saying 100000x100000, a deflate bomb of a few hundred KB that
+    inflates to gigabytes) is refused before anything that size is allocated. The header's
+    rectangle was checked against the desktop already."""
+    decoder = _BOUNDED.get(head.fmt)
+    if decoder is None:
+        # RAW and ZSTD say their size in 4 bytes; codec.decode keeps the body to it.
+        if len(payload) >= 4 and struct.unpack_from(">HH", payload) != (head.w, head.h):
+            raise ProtocolError(f"tile payload says {struct.unpack_from('>HH', payload)}, "
+                                f"header says {(head.w, head.h)}")
+        return codec.decode(head.fmt, payload)
+    shape = (head.h, head.w) if head.channels == 1 else (head.h, head.w, head.channels)
+    out = np.empty(shape, np.uint16 if head.bits > 8 else np.uint8)
+    try:
+        return np.asarray(decoder(payload, out=out))
+    except Exception as exc:  # codec libraries raise their own error types
+        raise ProtocolError(f"tile {head.tile_id} does not decode as {head.w}x{head.h}, "
+                            f"{head.channels} channel(s) of {head.bits} bits: {exc}") from None

@@ -134,12 +134,12 @@ class Reassembler:
         partial.pieces[index] = piece
         partial.size += len(piece)
         if partial.size > header.length or self._held() > self.max_bytes:
-            del self._partial[header.tile_id]
+            self._partial.pop(header.tile_id, None)  # (not held at all when max_partial is 0)
             raise ProtocolError(f"tile {header.tile_id} is larger than it said or memory is "
                                 "exhausted")
         if len(partial.pieces) < count:
             return None
-        del self._partial[header.tile_id]
+        self._partial.pop(header.tile_id, None)
         payload = b"".join(partial.pieces[i] for i in range(count))
         if len(payload) != header.length:
             raise ProtocolError(f"tile {header.tile_id} has {len(payload)} of "

@@ -27,6 +27,7 @@ PREFIX = "hdx1"
 MAX_TOKEN_CHARS = 1024
 _USER = re.compile(r"[\w.@+-]{1,64}")
 _ID = re.compile(r"[0-9a-f]{16,32}")
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class TokenError(HdxError, ValueError):
@@ -88,10 +89,14 @@ def verify(secret: bytes, text: str, now: float | None = None) -> Token:
         given = _unb64(signature)
     except ValueError:
         raise TokenError("the token is malformed (bad signature encoding)") from None
+    try:  # before signing: only base64url (ASCII) text is signed, never a lone surrogate
+        payload = _unb64(body)
+    except ValueError:
+        raise TokenError("the token is malformed (bad payload encoding)") from None
     if not hmac.compare_digest(given, _sign(secret, body)):
         raise TokenError("the token's signature is not valid for this server")
     try:
-        claims = json.loads(_unb64(body))
+        claims = json.loads(payload)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise TokenError("the token is malformed (bad payload)") from None
     token = _claims(claims)
@@ -123,12 +128,17 @@ def _b64(raw: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+    """Strict base64url without padding: only the one spelling :func:`_b64` writes, so a
+    signature's unused low bits cannot be flipped to make a second valid token."""
+    if not _B64URL.fullmatch(text):
         raise ValueError("not base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except binascii.Error as exc:
         raise ValueError(str(exc)) from None
+    if _b64(raw) != text:
+        raise ValueError("not the canonical base64url spelling")
+    return raw
 
 
 def parse_ttl(text: str) -> float:

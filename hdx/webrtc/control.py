@@ -72,6 +72,7 @@ class FloorAction:
 ControlMessage = InputEvent | Ping | Caps | TileAck | TileNack | Refresh | FloorAction
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _SESSION_ID = re.compile(r"[0-9a-f]{16}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _NACK_REASONS = ("stale", "decode", "size")
 _FLOOR_ACTIONS = ("request", "grant", "release")
 
@@ -131,7 +132,9 @@ def parse_control(data: str | bytes, max_bytes: int) -> ControlMessage:
                 or not all(isinstance(f, str) and 0 < len(f) <= 16 for f in formats)):
             raise ProtocolError("caps 'formats' must be a list of up to 16 short names")
         return Caps(tuple(formats))
-    raise ProtocolError(f"unknown message type {kind!r}")
+    if not isinstance(kind, str):
+        raise ProtocolError("a control message needs a type 't' (a string)")
+    raise ProtocolError(f"unknown message type {kind[:32]!r}")
 
 
 def _utf8_size(text: str, limit: int) -> int:
@@ -177,6 +180,8 @@ def _text(obj: dict[str, Any], name: str) -> str:
     value = _field(obj, name)
     if not isinstance(value, str) or not 0 < len(value) <= _MAX_KEY_CHARS:
         raise ProtocolError(f"field {name!r} must be a string of 1..{_MAX_KEY_CHARS} characters")
+    if _SURROGATE.search(value):  # JSON's "\ud800" escape makes text no keyboard produces
+        raise ProtocolError(f"field {name!r} holds a lone surrogate, which is not text")
     return value
 
 
