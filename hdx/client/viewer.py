@@ -236,31 +236,38 @@ class Viewer:
         return urljoin(self.url, "api/offer") + (f"?{query}" if query else "")
 
     def _on_message(self, data: str | bytes) -> None:
+        # Whatever a (hostile) server sends is counted, never raised: an exception here would
+        # surface inside aiortc's receive path.
         try:
             message = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         if not isinstance(message, dict):
             return
-        kind = message.get("t")
         try:
-            if kind == "frame":
-                self.report.frames_announced += 1
-                self._on_frame_announced(message)
-                self._announced.set()
-                return
-            if kind == "verified":
-                if self.compositor is not None:
-                    self.compositor.confirm(int(message["id"]), int(message["tiles"]))
-                return
-            if kind == "origin":
-                self._origin = int(message["origin"]) & _U32
-                if self.compositor is not None:
-                    self.compositor.set_origin(self._origin)
-                self._announced.set()
-        except (KeyError, TypeError, ValueError, ProtocolError):
+            self._dispatch(message)
+        except (KeyError, TypeError, ValueError, OverflowError, ProtocolError):
             self.report.malformed_tiles += 1
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("t")
+        if kind == "frame":
+            self.report.frames_announced += 1
+            self._on_frame_announced(message)
+            self._announced.set()
             return
+        if kind == "verified":
+            if self.compositor is not None:
+                self.compositor.confirm(int(message["id"]), int(message["tiles"]))
+            return
+        if kind == "origin":
+            self._origin = int(message["origin"]) & _U32
+            if self.compositor is not None:
+                self.compositor.set_origin(self._origin)
+            self._announced.set()
+            return
+        if kind == "hello":
+            self._on_hello(message)
         self.report.messages.append(message)
         if kind == "fidelity" and self.compositor is not None:
             self.compositor.fidelity = (None if message.get("exact") is True
@@ -272,21 +279,23 @@ class Viewer:
             self._floor_changed.set()
         if kind == "refused" and len(self.report.refusals) < 16:
             self.report.refusals.append(message)
-        if kind == "hello":
-            self.report.encoder = message.get("encoder")
-            self.report.user = message.get("user")
-            self.report.role = message.get("role")
-            if message.get("lossless"):
-                bits = int(message.get("bits", 8))
-                self.report.bits = bits
-                self.compositor = Compositor(int(message["width"]), int(message["height"]),
-                                             bits, int(message.get("tile", 64)))
-                if self._watchdog is None:
-                    self._watchdog = asyncio.ensure_future(self._watch_video())
-                if self._origin is not None:
-                    self.compositor.set_origin(self._origin)
-                self.control.send(json.dumps({"t": "caps", "formats": ["jxl", "png", "jls"]}))
-            self._hello.set()
+
+    def _on_hello(self, message: dict[str, Any]) -> None:
+        if message.get("lossless"):
+            bits = int(message.get("bits", 8))
+            compositor = Compositor(int(message["width"]), int(message["height"]), bits,
+                                    int(message.get("tile", 64)))
+            self.report.bits = bits
+            self.compositor = compositor
+            if self._watchdog is None:
+                self._watchdog = asyncio.ensure_future(self._watch_video())
+            if self._origin is not None:
+                compositor.set_origin(self._origin)
+            self.control.send(json.dumps({"t": "caps", "formats": ["jxl", "png", "jls"]}))
+        self.report.encoder = message.get("encoder")
+        self.report.user = message.get("user")
+        self.report.role = message.get("role")
+        self._hello.set()
 
     def _on_frame_announced(self, message: dict[str, Any]) -> None:
         compositor = self.compositor
@@ -301,7 +310,8 @@ class Viewer:
     def _on_tile_message(self, data: str | bytes) -> None:
         compositor = self.compositor
         try:
-            tile = self._reassembler.add(data if isinstance(data, bytes) else data.encode())
+            tile = self._reassembler.add(data if isinstance(data, bytes)
+                                         else data.encode("utf-8", "surrogatepass"))
         except ProtocolError:
             self.report.malformed_tiles += 1
             return

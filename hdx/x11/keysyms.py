@@ -40,13 +40,13 @@ def keysym_for(key: str, code: str) -> int | None:
         return _MODIFIERS[code]
     if key in _MODIFIER_KEYS:
         return _MODIFIER_KEYS[key]
-    if code in _KEYPAD and len(key) == 1 and not key.isdigit() and key != ".":
+    if code in _KEYPAD and len(key) == 1 and not _ascii_digits(key) and key != ".":
         return _KEYPAD[code]
-    if code.startswith("Numpad") and key.isdigit() and len(key) == 1:
+    if code.startswith("Numpad") and _ascii_digits(key) and len(key) == 1:
         return 0xFFB0 + int(key)
     if key in _NAMED:
         return _NAMED[key]
-    if len(key) >= 2 and key[0] == "F" and key[1:].isdigit() and 1 <= int(key[1:]) <= 35:
+    if len(key) >= 2 and key[0] == "F" and _ascii_digits(key[1:]) and 1 <= int(key[1:]) <= 35:
         return 0xFFBE + int(key[1:]) - 1
     if len(key) == 1:
         return char_keysym(key)
@@ -60,3 +60,8 @@ def char_keysym(char: str) -> int:
     if 0x20 <= cp <= 0x7E or 0xA0 <= cp <= 0xFF:
         return cp
     return 0x01000000 + cp
+
+
+def _ascii_digits(text: str) -> bool:
+    # str.isdigit() is true for "²" too, which int() refuses.
+    return text.isascii() and text.isdigit()

@@ -172,17 +172,11 @@ def test_a_lying_content_length_is_refused(live: Live) -> None:
     assert reply.status == 401 and "Authorization" in reply.json()["error"]
 
 
-@pytest.mark.xfail(strict=True, reason="hdx/server/app.py bug S1 (reported, not fixed here): "
-                   "a body that does not decode as its Content-Encoding raises aiohttp's "
-                   "RequestPayloadError out of _read_offer: a 500")
 def test_a_body_that_does_not_decode_as_its_content_encoding_is_a_400(live: Live) -> None:
     reply = send(live, b"0123456789", headers=[(b"Content-Encoding", b"gzip")])
     assert_refused_or_answered(reply)
 
 
-@pytest.mark.xfail(strict=True, reason="aiohttp bug S2 (reported; hdx could work around it in "
-                   "hdx/server/app.py): an Expect header that is not UTF-8 makes aiohttp's "
-                   "default expect handler raise UnicodeEncodeError: a 500 on every route")
 def test_an_expect_header_that_is_not_utf8_is_refused(live: Live) -> None:
     assert_refused_or_answered(send(live, b"", headers=[(b"Expect", b"\x80")]),
                                allowed=(417,))
