@@ -118,6 +118,16 @@ def row_quality(page: Any, row: int) -> float:
     return psnr(shown[y:y + h, x:x + w, :3], expected[y:y + h, x:x + w, :3])
 
 
+def assert_input_does_nothing(page: Any, row: int, key: str, what: str) -> None:
+    """A real click on ``row`` and a typed ``key``; after frames had time to arrive, the row
+    is still not highlighted."""
+    page.bring_to_front()
+    click_row(page, row)
+    page.keyboard.type(key)
+    time.sleep(1.5)
+    assert row_quality(page, row) < 20, what
+
+
 def wait_row_highlighted(page: Any, row: int, timeout_s: float = 15) -> float:
     # 4:2:0 video smears the highlight's text to ~25 dB until lossless tiles land (see
     # test_web_client.py); an unselected row is below 20 dB.
@@ -222,11 +232,7 @@ def test_floor_is_handed_over_with_the_pages_buttons(browser_context: Any,
     assert bob.locator("#control-badge").is_hidden()
     request = bob.locator("#floor-request")
     assert request.is_visible() and request.inner_text() == "Request control"
-    bob.bring_to_front()
-    click_row(bob, 7)
-    bob.keyboard.type("x")
-    time.sleep(1.5)
-    assert row_quality(bob, 7) < 20, "bob's click reached the desktop"
+    assert_input_does_nothing(bob, 7, "x", "bob's click reached the desktop")
     bobs = session_of(guarded, state_dir, bob)
     assert (bobs["input_events"], bobs["input_refused"]) == (0, 0), bobs
     assert "alice is in control" in bob.locator("#status").inner_text()
@@ -252,11 +258,7 @@ def test_floor_is_handed_over_with_the_pages_buttons(browser_context: Any,
     bob.bring_to_front()
     click_row(bob, 7)
     assert wait_row_highlighted(bob, 7) >= 25
-    alice.bring_to_front()
-    click_row(alice, 9)
-    alice.keyboard.type("y")
-    time.sleep(1.5)
-    assert row_quality(alice, 9) < 20, "alice's click reached the desktop after hand-over"
+    assert_input_does_nothing(alice, 9, "y", "alice's click reached the desktop after hand-over")
     after = session_of(guarded, state_dir, alice)
     assert (after["input_events"], after["input_refused"]) == (alices, 0), after
     by_user = {s["user"]: s for s in sessions(guarded, state_dir)}

@@ -30,7 +30,7 @@ from hdx.security.join_links import revoke_token
 from hdx.server.server import HdxServer
 from hdx.sources.base import InputEvent, PointerEvent
 from hdx.sources.push import PushSource
-from tests.conftest import running_server, wait_for
+from tests.conftest import running_server, wait_for, with_claims
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +92,7 @@ async def test_every_refusal_has_its_status_and_reason_and_is_audited(
     view = mint(server, "view", "ann")
     expired = tokens.mint(server.gatekeeper.secret, "control", 1, "old", now=1000)
     foreign = tokens.mint(b"f" * 32, "control", 600, "eve")
-    forged = _with_claim(view, role="control")
+    forged = with_claims(view, role="control")
     admin = mint(server, "admin", "ops")
     revoked = mint(server, "control", "gone")
     revoke_token(server.config, tokens.verify(server.gatekeeper.secret, revoked).id)
@@ -128,16 +128,6 @@ async def test_every_refusal_has_its_status_and_reason_and_is_audited(
     assert secret not in everything
     by_token = [r for r in refused if r["token_id"]]
     assert {r["user"] for r in by_token} == {"gone", "ops"}  # who, where the token says it
-
-
-def _with_claim(token: str, **changes: Any) -> str:
-    import base64
-
-    prefix, body, signature = token.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    claims.update(changes)
-    raw = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    return f"{prefix}.{raw}.{signature}"
 
 
 async def test_a_view_session_watches_and_never_drives(
