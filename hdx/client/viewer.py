@@ -164,6 +164,8 @@ class Viewer:
         self._origin: int | None = None
         self._announced = asyncio.Event()
         self._refresh_asked = 0.0
+        self._drop_unreported = False
+        """Exact tiles were thrown away and the server has not been told yet."""
         self._watchdog: asyncio.Future[None] | None = None
         self._floor_changed = asyncio.Event()
 
@@ -369,6 +371,7 @@ class Viewer:
             rtp = self._rtp_timestamp(frame.pts)
             await self._await_announcement(rtp, 0.25)
             if self.compositor.show_video(rtp, image[..., ::-1]) is None:
+                self._drop_unreported = True  # the compositor dropped every exact tile
                 self._ask_for_refresh()
         report.duration_s = now - self._first_at
         if report.frames > 1 and report.duration_s > 0:
@@ -401,18 +404,24 @@ class Viewer:
         while True:
             await asyncio.sleep(0.1)
             compositor = self.compositor
-            if compositor is not None and (compositor.overdue() or (
+            if compositor is not None and (compositor.overdue() or self._drop_unreported or (
                     compositor.shown_pts is None and self.report.frames > 0)):
                 self._ask_for_refresh()
 
     def _ask_for_refresh(self) -> None:
         # Without an identified frame on screen no tile can be drawn; a still desktop sends no
-        # new frames by itself, so ask for the picture again (at most twice a second).
+        # new frames by itself, so ask for the picture again (at most twice a second). A drop
+        # of exact tiles is reported once it is sent: the server thinks them verified and would
+        # never refine them again (the watch loop retries one the rate limit held back).
         now = time.monotonic()
         if now - self._refresh_asked >= 0.5 and self.control is not None \
                 and self.control.readyState == "open":
             self._refresh_asked = now
-            self.control.send(json.dumps({"t": "refresh"}))
+            message: dict[str, Any] = {"t": "refresh"}
+            if self._drop_unreported:
+                message["dropped"] = True
+                self._drop_unreported = False
+            self.control.send(json.dumps(message))
 
     async def _await_announcement(self, rtp: int, timeout_s: float) -> None:
         # The frame's announcement travels on another channel: give it a moment.

@@ -65,6 +65,8 @@ class RefineStats:
     rects_sent: int = 0
     bytes_sent: int = 0
     chunks_sent: int = 0
+    client_drops: int = 0
+    """Times the client said it threw its exact tiles away (``refresh`` with ``dropped``)."""
     forgotten: int = 0
     """Unacknowledged tiles dropped from memory (over ``max_pending``) and refined again."""
     acks: int = 0
@@ -219,6 +221,18 @@ class TileRefiner:
                 log.warning("tile %d %s did not decode on the client", tile_id, flight.rect)
         self._wake.set()
 
+    def client_dropped_tiles(self) -> None:
+        """The client threw its exact tiles away (it showed video it could not identify, which
+        may have changed anything): every tile is lossy again, verified or not, and what is in
+        flight can no longer verify (its generations are outdated)."""
+        board = self.board
+        self.stats.client_drops += 1
+        if board is None:
+            return
+        board.changed(np.ones(board.grid, np.bool_), time.monotonic())
+        self._lossless_since = None
+        self._wake.set()
+
     def summary(self) -> dict[str, Any]:
         """JSON-ready state for ``/api/sessions``."""
         counts = self.board.counts() if self.board is not None else None
@@ -234,7 +248,7 @@ class TileRefiner:
             "hash_mismatches": stats.hash_mismatches, "stale_acks": stats.stale_acks,
             "unknown_acks": stats.unknown_acks, "flow_waits": stats.flow_waits,
             "budget_waits": stats.budget_waits, "fallbacks": stats.fallbacks,
-            "forgotten": stats.forgotten,
+            "forgotten": stats.forgotten, "client_drops": stats.client_drops,
             "formats": dict(stats.formats),
             "time_to_lossless_ms": [round(v, 1) for v in stats.time_to_lossless_ms],
         }

@@ -70,6 +70,8 @@ export class Compositor {
     this.debugTint = false;
     this.window = null; // {center, width} for 16-bit display; null = full range
     this.refreshAskedAt = -Infinity;
+    /** Exact tiles were dropped for an unidentified frame and the server was not told yet. */
+    this.dropUnreported = false;
     /** Why exact tiles are not the exact desktop (server's `fidelity`), or null. */
     this.fidelityReason = null;
     /** @type {((state: object) => void) | null} called whenever the lossless state is re-derived */
@@ -207,6 +209,7 @@ export class Compositor {
       this.dropAll();
       this.shownPts = null;
       this.counters.unknownFrames += 1;
+      this.dropUnreported = true; // the server thinks those tiles verified: tell it
       this.askForRefresh(); // a still desktop sends no new frame by itself
     }
     this.drawVideoAroundOverlays(source);
@@ -241,12 +244,18 @@ export class Compositor {
     if (now - this.refreshAskedAt < 500) return;
     this.refreshAskedAt = now;
     this.counters.refreshes += 1;
-    this.send({ t: 'refresh' });
+    if (this.dropUnreported) {
+      this.dropUnreported = false;
+      this.send({ t: 'refresh', dropped: true });
+    } else {
+      this.send({ t: 'refresh' });
+    }
   }
 
   /** Called periodically: an announced change whose frame never came means a lost frame. */
   watchdog() {
-    if (this.enabled && this.pending.length && performance.now() - this.pending[0].at > 500) {
+    if (this.enabled && (this.dropUnreported
+        || (this.pending.length && performance.now() - this.pending[0].at > 500))) {
       this.askForRefresh();
     }
   }

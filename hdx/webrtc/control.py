@@ -58,7 +58,11 @@ class TileNack:
 @dataclass(frozen=True, slots=True)
 class Refresh:
     """The client lost track of the video (a frame it cannot identify, or announced frames
-    that never arrived): send the picture again as an IDR."""
+    that never arrived): send the picture again as an IDR. ``dropped``: the client also threw
+    away its exact tiles (unidentified video may have changed anything), so every tile must be
+    refined again, including those the server had verified."""
+
+    dropped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +121,10 @@ def parse_control(data: str | bytes, max_bytes: int) -> ControlMessage:
             raise ProtocolError(f"nack 'reason' must be one of {', '.join(_NACK_REASONS)}")
         return TileNack(_int(obj, "id", 0, 2**32 - 1), reason)
     if kind == "refresh":
-        return Refresh()
+        dropped = obj.get("dropped", False)
+        if not isinstance(dropped, bool):
+            raise ProtocolError("refresh 'dropped' must be true or false")
+        return Refresh(dropped)
     if kind == "floor":
         action = obj.get("a")
         if action not in _FLOOR_ACTIONS:

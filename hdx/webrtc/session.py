@@ -239,6 +239,8 @@ class ViewerSession:
             # The client lost track of the video (a frame it cannot identify, or announced
             # frames that never arrived): an IDR repairs both. Rate-limited, so a confused
             # client cannot make us spin.
+            if message.dropped and self.refiner is not None:
+                self.refiner.client_dropped_tiles()
             now = time.monotonic()
             if now - self._last_refresh >= 0.2:
                 self._last_refresh = now

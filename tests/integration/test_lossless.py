@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
 from pathlib import Path
@@ -179,6 +180,28 @@ async def test_random_changes_never_leave_a_stale_overlay_and_end_exact(seed: in
         assert comp is not None and comp.stats.invalidated > 0, "changes hit refined tiles"
         stats = server.session_summaries()[0]["lossless"]
         assert stats["hash_mismatches"] == 0 and stats["tiles"]["coverage"] == 1.0
+
+
+async def test_a_client_that_drops_its_exact_tiles_is_refined_again(tmp_path: Path) -> None:
+    """An unidentified video frame makes a client throw every exact tile away; the server
+    thought them verified, so without ``refresh`` + ``dropped`` they would never come again."""
+    image = np.random.default_rng(8).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    path = tmp_path / "rgb.png"
+    cv2.imwrite(str(path), image)
+    async with running_server(ImageSource(path), fps=30) as server, Viewer(server.url) as viewer:
+        await viewer.until_lossless(timeout_s=30)
+        comp = viewer.compositor
+        assert comp is not None and comp.shown_pts is not None
+        unannounced = (comp.origin or 0) + comp.shown_pts + (1 << 30)
+        assert comp.show_video(unannounced, comp.video) is None  # drops every exact tile
+        assert comp.coverage == 0 and not comp.lossless
+        assert server.session_summaries()[0]["lossless"]["lossless"]  # the server cannot know
+        assert viewer.control is not None
+        viewer.control.send(json.dumps({"t": "refresh", "dropped": True}))
+        report = await viewer.until_lossless(timeout_s=30)
+        assert report.lossless and np.array_equal(viewer.framebuffer(), shown_by_client(image))
+        summary = server.session_summaries()[0]["lossless"]
+        assert summary["client_drops"] == 1 and summary["lossless"]
 
 
 async def test_hostile_tile_messages_are_counted_and_dropped_and_refinement_goes_on(

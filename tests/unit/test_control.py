@@ -103,11 +103,13 @@ def test_lossless_messages_parse_and_reject_with_reasons() -> None:
     assert parse_control('{"t": "caps", "formats": ["jxl", "png"]}', 4096) == \
         Caps(("jxl", "png"))
     assert parse_control('{"t": "refresh"}', 4096) == Refresh()
+    assert parse_control('{"t": "refresh", "dropped": true}', 4096) == Refresh(dropped=True)
     for raw, reason in [
         ('{"t": "ack", "id": 7, "hash": "AB"}', "64 lowercase hex"),
         (json.dumps({"t": "ack", "id": -1, "hash": digest}), "id"),
         ('{"t": "nack", "id": 1, "reason": "bored"}', "reason"),
         ('{"t": "caps", "formats": "jxl"}', "formats"),
+        ('{"t": "refresh", "dropped": 1}', "dropped"),
         ('{"t": "caps", "formats": [1]}', "formats"),
     ]:
         with pytest.raises(ProtocolError, match=reason):
