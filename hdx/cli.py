@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
                           help="control messages per viewer per second (default 400)")
     security.add_argument("--max-pending-tiles", type=int, metavar="N",
                           help="unacknowledged lossless tiles per viewer (default 4096)")
+    serve.add_argument("--telemetry-alert-after-s", type=float, metavar="S",
+                       help="log one warning when a session's experience stays poor this "
+                       "long (default 10; see docs/telemetry.md)")
     serve.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ...")
     serve.add_argument("--log-format", choices=["text", "json"], help="log format")
     serve.add_argument("--config", type=Path, help="TOML settings file (also HDX_CONFIG)")

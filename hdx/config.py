@@ -107,6 +107,9 @@ class Config:
     max_pending_tiles: int = 4096
     """Lossless tiles sent but not yet acknowledged, per viewer; beyond it the oldest is
     forgotten and refined again (a client that never acks cannot grow memory)."""
+    telemetry_alert_after_s: float = 10.0
+    """A session whose experience score stays below 60 this long logs one warning naming
+    the likely cause (docs/telemetry.md)."""
     log_level: str = "INFO"
     """Python logging level name."""
     log_format: LogFormat = "text"
@@ -157,6 +160,8 @@ class Config:
                "must be 10..100000", self.max_control_messages_per_s)
         _check(16 <= self.max_pending_tiles <= 1 << 20, "max_pending_tiles",
                "must be 16..1048576", self.max_pending_tiles)
+        _check(1 <= self.telemetry_alert_after_s <= 3600, "telemetry_alert_after_s",
+               "must be 1..3600", self.telemetry_alert_after_s)
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some fields changed (validated like a new one)."""

@@ -9,7 +9,8 @@ import time
 
 
 class JsonLineFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message (and the exception, if any)."""
+    """One JSON object per record: time, level, logger, message (and the exception, the audit
+    event or the telemetry alert, if any)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -22,6 +23,9 @@ class JsonLineFormatter(logging.Formatter):
         audit = getattr(record, "audit", None)
         if isinstance(audit, dict):
             entry["audit"] = audit
+        telemetry = getattr(record, "telemetry", None)
+        if isinstance(telemetry, dict):  # an experience alert's facts (hdx.telemetry.alerts)
+            entry["telemetry"] = telemetry
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

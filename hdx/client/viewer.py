@@ -120,6 +120,10 @@ class ViewerReport:
     """The newest ``floor`` message: who drives, whether this viewer does, who asked."""
     refusals: list[dict[str, Any]] = field(default_factory=list)
     """``refused`` messages: what the server dropped and why (at most one per kind)."""
+    inputs_shown: deque[int] = field(default_factory=lambda: deque(maxlen=64))
+    """Serials of numbered inputs (``i``) whose effect a frame announcement said it shows."""
+    experience: dict[str, Any] | None = None
+    """The newest ``experience`` message: the server's score, grade and likely cause."""
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready summary (no pixels)."""
@@ -255,6 +259,8 @@ class Viewer:
         kind = message.get("t")
         if kind == "frame":
             self.report.frames_announced += 1
+            if "input" in message:
+                self.report.inputs_shown.append(int(message["input"]))
             self._on_frame_announced(message)
             self._announced.set()
             return
@@ -267,6 +273,9 @@ class Viewer:
             if self.compositor is not None:
                 self.compositor.set_origin(self._origin)
             self._announced.set()
+            return
+        if kind == "experience":  # once a second: kept apart, or it would crowd out the rest
+            self.report.experience = message
             return
         if kind == "hello":
             self._on_hello(message)

@@ -81,6 +81,8 @@ class RefineStats:
     """Tiles sent in a simpler format than first choice (see ``EncodedTile.fallback``)."""
     time_to_lossless_ms: deque[float] = field(default_factory=lambda: deque(maxlen=50))
     """For each still period: from the last change to every tile verified."""
+    lossless_events: int = 0
+    """Still periods that ended lossless (``time_to_lossless_ms`` keeps the last 50)."""
     formats: dict[str, int] = field(default_factory=dict)
 
 
@@ -421,6 +423,7 @@ class TileRefiner:
             return
         self._lossless_since = time.monotonic()
         self.stats.time_to_lossless_ms.append((self._lossless_since - board.last_change) * 1000)
+        self.stats.lossless_events += 1
 
 
 def image_tiles(frame: CapturedFrame, grid: tuple[int, int], tile: int

@@ -7,6 +7,9 @@ with ``"draining"``; ``GET /readyz`` says whether a new viewer would be served n
 probe): 200 ``{"ready": true, ...}``, or 503 ``{"ready": false, "reason": ...}`` while the server
 starts, drains for shutdown, or its source reports itself unhealthy. ``GET /api/sessions`` lists
 the viewers with their video counters (no secrets: ids, states and numbers only).
+``GET /api/sessions?history=1`` adds each session's recent telemetry points. ``GET /metrics``
+is the Prometheus export (an admin token or a local caller, like the session list), and
+``GET /dashboard`` the admin page that shows it (the page is public; its data is not).
 ``GET /api/monitors`` lists the desktop's monitors; ``POST /api/offer?monitor=NAME`` watches
 one of them (its own capture and video track) instead of the whole desktop.
 
@@ -30,6 +33,7 @@ from hdx.errors import OfferError
 from hdx.security.access import AccessDenied, Caller
 from hdx.security.identity import Identity
 from hdx.server.http_guard import security_middleware
+from hdx.telemetry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 if TYPE_CHECKING:
     from hdx.server.server import HdxServer
@@ -52,6 +56,8 @@ def build_app(server: HdxServer) -> web.Application:
                                   ("POST", "/api/offer", _offer), ("GET", "/healthz", _healthz),
                                   ("GET", "/readyz", _readyz),
                                   ("GET", "/api/sessions", _sessions),
+                                  ("GET", "/metrics", _metrics),
+                                  ("GET", "/dashboard", _dashboard),
                                   ("GET", "/api/monitors", _monitors),
                                   ("GET", "/favicon.ico", _no_content)]:
         app.router.add_route(method, path, handler, expect_handler=_expect)
@@ -104,9 +110,18 @@ def _web_file(name: str) -> bytes | None:
 
 
 async def _index(request: web.Request) -> web.Response:
-    body = _web_file("index.html")
+    return _page("index.html")
+
+
+async def _dashboard(request: web.Request) -> web.Response:
+    return _page("dashboard.html")
+
+
+def _page(name: str) -> web.Response:
+    body = _web_file(name)
     if body is None:
-        raise web.HTTPInternalServerError(text="hdx web client is missing from the package")
+        raise web.HTTPInternalServerError(text=f"hdx web page {name} is missing from the "
+                                          "package")
     return web.Response(body=body, content_type="text/html")
 
 
@@ -171,7 +186,19 @@ async def _sessions(request: web.Request) -> web.Response:
         server.gatekeeper.admin(caller_of(request))
     except AccessDenied as exc:
         return _denied(request, exc)
-    return web.json_response({"sessions": server.session_summaries()})
+    history = request.query.get("history") in ("1", "true")
+    return web.json_response({"sessions": server.session_summaries(history)})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    server = request.app[SERVER_KEY]
+    try:
+        server.gatekeeper.admin(caller_of(request))
+    except AccessDenied as exc:
+        return _denied(request, exc)
+    # aiohttp wants content type and charset apart.
+    return web.Response(body=server.metrics.render(),
+                        headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
 async def _monitors(request: web.Request) -> web.Response:

@@ -33,6 +33,7 @@ from hdx.server.capture import CaptureHub
 from hdx.server.floor_keeper import FloorKeeper
 from hdx.sources.base import Frame, FrameSource, InputEvent
 from hdx.sources.push import PushSource
+from hdx.telemetry.metrics import ServerMetrics
 from hdx.video.selection import EncoderChoice, select_encoder
 from hdx.webrtc.session import LOCAL_IDENTITY, ViewerSession
 
@@ -41,6 +42,8 @@ _MAX_MONITORS = 16
 """Monitor captures one server opens at most (each holds an X connection and a thread)."""
 _REVOCATION_CHECK_S = 1.0
 """How often open sessions are checked against the revocation list."""
+TELEMETRY_TICK_S = 1.0
+"""How often each session's experience is judged (and told to its client)."""
 
 
 class HdxServer:
@@ -85,6 +88,10 @@ class HdxServer:
         self._monitor_hubs: dict[str, CaptureHub] = {}
         """One capture per monitor a viewer asked for by name (``?monitor=``)."""
         self._revocation_task: asyncio.Task[None] | None = None
+        self._telemetry_task: asyncio.Task[None] | None = None
+        self.metrics = ServerMetrics(
+            lambda: [s.telemetry.gauges() for s in list(self.sessions.values())])
+        """Prometheus metrics of this server (``/metrics``; docs/telemetry.md)."""
 
     @classmethod
     def for_frames(
@@ -145,6 +152,7 @@ class HdxServer:
             log.warning("INSECURE: %s", warning)
         self._revocation_task = loop.create_task(self._close_revoked(),
                                                  name="hdx-revocations")
+        self._telemetry_task = loop.create_task(self._tick_telemetry(), name="hdx-telemetry")
 
     @property
     def port(self) -> int:
@@ -191,10 +199,11 @@ class HdxServer:
     async def stop(self) -> None:
         """Close every session, stop listening and capturing, free the executor."""
         self._draining = True  # an offer arriving now would make a session nobody closes
-        if self._revocation_task is not None:
-            self._revocation_task.cancel()
-            await asyncio.wait([self._revocation_task])
-            self._revocation_task = None
+        for task in (self._revocation_task, self._telemetry_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.wait([task])
+        self._revocation_task = self._telemetry_task = None
         await asyncio.gather(*(s.close() for s in self._forget_sessions("server stopped")))
         if self._closing_tasks:
             await asyncio.wait(list(self._closing_tasks))
@@ -237,7 +246,7 @@ class HdxServer:
         session = ViewerSession(session_id, hub, self.encoder, self.config, self._executor,
                                 on_closed=self._session_ended,
                                 refine_executor=self._refine_executor, identity=identity,
-                                floor=self.floor, audit=self.audit)
+                                floor=self.floor, audit=self.audit, metrics=self.metrics)
         self.sessions[session_id] = session
         try:
             answer = await session.answer(offer_sdp)
@@ -246,6 +255,7 @@ class HdxServer:
             await session.close()
             raise
         log.info("session %s: answered offer (%d viewer(s))", session_id, len(self.sessions))
+        self.metrics.sessions.labels(identity.role).inc()
         self.audit.record("join", identity, session=session_id, monitor=monitor)
         return answer, session_id
 
@@ -316,12 +326,25 @@ class HdxServer:
                     told.add(session.id)
             told &= set(self.sessions)
 
+    async def _tick_telemetry(self) -> None:
+        """Judge every session's experience once a second; one failing session's tick is
+        logged and the others go on."""
+        while True:
+            await asyncio.sleep(TELEMETRY_TICK_S)
+            for session in list(self.sessions.values()):
+                try:
+                    await session.telemetry_tick()
+                except Exception:
+                    log.warning("session %s: telemetry tick failed", session.id, exc_info=True)
+
     def handle_input(self, event: InputEvent) -> None:
         """Inject an input event as if a viewer sent it (for embedding programs and tests)."""
         self.hub.handle_input(event)
 
-    def session_summaries(self) -> list[dict[str, Any]]:
-        """Per-viewer facts for ``/api/sessions``: state, video counters, bitrate, input."""
+    def session_summaries(self, history: bool = False) -> list[dict[str, Any]]:
+        """Per-viewer facts for ``/api/sessions``: state, video counters, bitrate, input,
+        lossless state and experience telemetry (with ``history``: the last two minutes of
+        per-second points, for the dashboard's sparklines)."""
         out = []
         for session in self.sessions.values():
             video = session.track.stats
@@ -349,6 +372,7 @@ class HdxServer:
                 "rate_limited": session.stats.rate_limited,
                 "lossless": (session.refiner.summary() if session.refiner is not None
                              else None),
+                "telemetry": session.telemetry.summary(history),
             })
         return out
 

@@ -1,10 +1,11 @@
 """The ``control`` data channel: the one parser of what clients send, and the server's replies.
 
 Messages are small JSON objects with a type field ``t`` (version 1; see docs/protocol.md).
-Client to server: ``pointer``, ``wheel``, ``key``, ``ping``, ``floor`` (ask for, hand over or
-release control), and for lossless refinement ``caps``, ``ack``, ``nack``, ``refresh``. Server
-to client: ``hello``, ``pong``, ``origin``, ``frame``, ``verified``, ``bye``, ``cursor``,
-``fidelity``, ``floor``. Anything malformed raises
+Client to server: ``pointer``, ``wheel``, ``key`` (optionally numbered with ``i``), ``ping``,
+``floor`` (ask for, hand over or release control), ``stats`` (the client's experience report),
+and for lossless refinement ``caps``, ``ack``, ``nack``, ``refresh``. Server to client:
+``hello``, ``pong``, ``origin``, ``frame``, ``verified``, ``bye``, ``cursor``, ``fidelity``,
+``floor``, ``experience``. Anything malformed raises
 :class:`~hdx.errors.ProtocolError` with the reason; the session counts it and goes on.
 """
 
@@ -20,6 +21,10 @@ from hdx.errors import ProtocolError
 from hdx.sources.base import InputEvent, KeyEvent, PointerEvent, WheelEvent
 
 PROTOCOL_VERSION = 1
+MAX_INPUT_SERIAL = 2**31 - 1
+_MAX_SAMPLES = {"g2g": 64, "i2p": 16, "ttl": 16}
+_MAX_LATENCY_MS = 600_000.0
+_MAX_COUNT = 1_000_000
 _MAX_KEY_CHARS = 32
 _MAX_COORD = 1 << 20
 
@@ -73,7 +78,47 @@ class FloorAction:
     to: str | None = None
 
 
-ControlMessage = InputEvent | Ping | Caps | TileAck | TileNack | Refresh | FloorAction
+@dataclass(frozen=True, slots=True)
+class TaggedInput:
+    """An input event the client numbered (``i``): the server names the first frame showing
+    its effect, so the client can time input-to-photon."""
+
+    event: InputEvent
+    serial: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    """What the client experienced over the last ``period_ms`` (see docs/telemetry.md)."""
+
+    period_ms: float
+    g2g_ms: tuple[float, ...] = ()
+    """Glass-to-glass latency of frames presented in the period."""
+    i2p_ms: tuple[float, ...] = ()
+    """Input-to-photon latency of numbered inputs whose frame was presented."""
+    ttl_ms: tuple[float, ...] = ()
+    """Time-to-lossless of static events the client saw complete."""
+    presented: int = 0
+    decoded: int = 0
+    dropped: int = 0
+    """Frames the browser's decoder dropped."""
+    received: int = 0
+    """RTP packets received."""
+    lost: int = 0
+    decode_ms: float | None = None
+    """Mean decode time per frame."""
+    jitter_ms: float | None = None
+    jitter_buffer_ms: float | None = None
+    lossy_share: float | None = None
+    """Share of the period during which some visible tile was not verified exact."""
+    decoder: str | None = None
+    screen: tuple[int, int] | None = None
+    device_pixel_ratio: float | None = None
+    hidden: bool = False
+
+
+ControlMessage = (InputEvent | TaggedInput | Ping | Caps | TileAck | TileNack | Refresh
+                  | FloorAction | ClientStats)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _SESSION_ID = re.compile(r"[0-9a-f]{16}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -95,19 +140,13 @@ def parse_control(data: str | bytes, max_bytes: int) -> ControlMessage:
     if not isinstance(obj, dict):
         raise ProtocolError("a control message must be a JSON object")
     kind = obj.get("t")
-    if kind == "pointer":
-        action = obj.get("a")
-        if action not in ("move", "down", "up"):
-            raise ProtocolError("pointer 'a' must be move, down or up")
-        button = _int(obj, "b", 0, 4) if "b" in obj else 0
-        return PointerEvent(action, _coord(obj, "x"), _coord(obj, "y"), button)
-    if kind == "wheel":
-        return WheelEvent(_coord(obj, "x"), _coord(obj, "y"), _num(obj, "dx"), _num(obj, "dy"))
-    if kind == "key":
-        down = obj.get("down")
-        if not isinstance(down, bool):
-            raise ProtocolError("key 'down' must be true or false")
-        return KeyEvent(_text(obj, "key"), _text(obj, "code"), down)
+    if kind in ("pointer", "wheel", "key"):
+        event = _parse_input(kind, obj)
+        if "i" not in obj:
+            return event
+        return TaggedInput(event, _int(obj, "i", 1, MAX_INPUT_SERIAL))
+    if kind == "stats":
+        return _parse_stats(obj)
     if kind == "ping":
         return Ping(_int(obj, "id", 0, 2**53), _num(obj, "ts"))
     if kind == "ack":
@@ -142,6 +181,81 @@ def parse_control(data: str | bytes, max_bytes: int) -> ControlMessage:
     if not isinstance(kind, str):
         raise ProtocolError("a control message needs a type 't' (a string)")
     raise ProtocolError(f"unknown message type {kind[:32]!r}")
+
+
+def _parse_input(kind: str, obj: dict[str, Any]) -> InputEvent:
+    if kind == "pointer":
+        action = obj.get("a")
+        if action not in ("move", "down", "up"):
+            raise ProtocolError("pointer 'a' must be move, down or up")
+        button = _int(obj, "b", 0, 4) if "b" in obj else 0
+        return PointerEvent(action, _coord(obj, "x"), _coord(obj, "y"), button)
+    if kind == "wheel":
+        return WheelEvent(_coord(obj, "x"), _coord(obj, "y"), _num(obj, "dx"), _num(obj, "dy"))
+    if kind == "key":
+        down = obj.get("down")
+        if not isinstance(down, bool):
+            raise ProtocolError("key 'down' must be true or false")
+        return KeyEvent(_text(obj, "key"), _text(obj, "code"), down)
+    raise ProtocolError(f"unknown input type {kind!r}")  # callers pass input kinds only
+
+
+def _parse_stats(obj: dict[str, Any]) -> ClientStats:
+    """A client report: every field bounded, so a hostile page cannot skew metrics beyond
+    its own session's plausible range or make the server keep more than a few samples."""
+    period = _num(obj, "period_ms")
+    if not 0 < period <= 3_600_000:
+        raise ProtocolError("stats 'period_ms' must be in (0, 3600000]")
+    screen = None
+    if obj.get("sw") is not None or obj.get("sh") is not None:
+        screen = (_int(obj, "sw", 0, 1 << 16), _int(obj, "sh", 0, 1 << 16))
+    dpr = _optional_num(obj, "dpr", 16.0)
+    hidden = obj.get("hidden", False)
+    if not isinstance(hidden, bool):
+        raise ProtocolError("stats 'hidden' must be true or false")
+    decoder = obj.get("decoder")
+    if decoder is not None and (not isinstance(decoder, str) or len(decoder) > 64
+                                or _SURROGATE.search(decoder)):
+        raise ProtocolError("stats 'decoder' must be null or a string of up to 64 characters")
+    lossy = _optional_num(obj, "lossy", 1.0)
+    return ClientStats(
+        period_ms=period,
+        g2g_ms=_samples(obj, "g2g"), i2p_ms=_samples(obj, "i2p"), ttl_ms=_samples(obj, "ttl"),
+        presented=_count(obj, "presented"), decoded=_count(obj, "decoded"),
+        dropped=_count(obj, "dropped"), received=_count(obj, "received"),
+        lost=_count(obj, "lost"),
+        decode_ms=_optional_num(obj, "decode_ms", _MAX_LATENCY_MS),
+        jitter_ms=_optional_num(obj, "jitter_ms", _MAX_LATENCY_MS),
+        jitter_buffer_ms=_optional_num(obj, "jb_ms", _MAX_LATENCY_MS),
+        lossy_share=lossy, decoder=decoder or None, screen=screen, device_pixel_ratio=dpr,
+        hidden=hidden)
+
+
+def _samples(obj: dict[str, Any], name: str) -> tuple[float, ...]:
+    values = obj.get(name, [])
+    limit = _MAX_SAMPLES[name]
+    if not isinstance(values, list) or len(values) > limit:
+        raise ProtocolError(f"stats {name!r} must be a list of at most {limit} numbers")
+    out = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not 0 <= value <= _MAX_LATENCY_MS:  # NaN fails the comparison too
+            raise ProtocolError(f"stats {name!r} holds a value that is not 0..600000 ms")
+        out.append(float(value))
+    return tuple(out)
+
+
+def _count(obj: dict[str, Any], name: str) -> int:
+    return _int(obj, name, 0, _MAX_COUNT) if name in obj else 0
+
+
+def _optional_num(obj: dict[str, Any], name: str, high: float) -> float | None:
+    if obj.get(name) is None:
+        return None
+    value = _num(obj, name)
+    if not 0 <= value <= high:
+        raise ProtocolError(f"stats {name!r} must be null or in 0..{high:g}")
+    return value
 
 
 def _utf8_size(text: str, limit: int) -> int:
@@ -242,15 +356,19 @@ def origin(rtp_origin: int) -> str:
 
 
 def frame_sent(pts: int, captured_at: float, keyframe: bool, size: int,
-               dirty: str | None = None, grid: tuple[int, int] | None = None) -> str:
+               dirty: str | None = None, grid: tuple[int, int] | None = None,
+               input_serial: int | None = None) -> str:
     """Announce a frame before its packets leave: the client pairs it with the decoded frame
     whose RTP timestamp is ``origin + pts``, to measure latency and, with ``dirty`` (the
     changed tiles, see :func:`hdx.lossless.protocol.pack_dirty`, over ``grid`` = (rows, cols)),
-    to drop lossless tiles the moment the video showing their change is drawn."""
+    to drop lossless tiles the moment the video showing their change is drawn. ``input``: this
+    is the first frame showing the effect of the client's numbered input ``input_serial``."""
     message: dict[str, Any] = {"t": "frame", "pts": pts, "ts": round(captured_at, 6),
                                "key": keyframe, "bytes": size}
     if dirty is not None and grid is not None:
         message.update(dirty=dirty, rows=grid[0], cols=grid[1])
+    if input_serial is not None:
+        message["input"] = input_serial
     return json.dumps(message)
 
 
@@ -282,3 +400,9 @@ def fidelity(reason: str | None) -> str:
     """Whether exact tiles are the exact desktop: ``reason`` says why not (10-bit detail on a
     depth-30 screen, carried as 8 bits); the client must not claim LOSSLESS meanwhile."""
     return json.dumps({"t": "fidelity", "exact": reason is None, "reason": reason})
+
+
+def experience(summary: dict[str, Any]) -> str:
+    """The server's verdict on this session (score, grade, likely cause and the numbers behind
+    them), for the client's overlay; see :mod:`hdx.telemetry.experience`."""
+    return json.dumps({"t": "experience", **summary})

@@ -28,7 +28,9 @@ from hdx.security.audit import AuditLog
 from hdx.security.identity import LOCAL_USER, Identity
 from hdx.security.limits import TokenBucket
 from hdx.server.capture import CaptureHub
-from hdx.sources.base import CursorImage, KeyEvent, PointerEvent
+from hdx.sources.base import CursorImage, InputEvent, KeyEvent, PointerEvent
+from hdx.telemetry.metrics import ServerMetrics
+from hdx.telemetry.session import RemoteReport, ServerTick, SessionTelemetry
 from hdx.video.selection import EncoderChoice
 from hdx.webrtc import control
 from hdx.webrtc.feedback import route_feedback
@@ -79,6 +81,7 @@ class ViewerSession:
         identity: Identity = LOCAL_IDENTITY,
         floor: FloorKeeper | None = None,
         audit: AuditLog | None = None,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self.id = session_id
         self.identity = identity
@@ -100,6 +103,12 @@ class ViewerSession:
             max_bitrate_bps=config.bitrate_kbps * 1000,
             min_bitrate_bps=config.min_bitrate_kbps * 1000,
         )
+        self.telemetry = SessionTelemetry(
+            session_id, identity.user, identity.role, fps=config.fps, encoder=choice.codec,
+            metrics=metrics, alert_after_s=config.telemetry_alert_after_s)
+        """What this viewer experiences (client reports, server ticks, verdicts)."""
+        self._untimed_input: tuple[int, float] | None = None
+        """The oldest numbered input (serial, wall-clock injection time) no frame showed yet."""
         self.refiner: TileRefiner | None = None
         """Lossless refinement, when enabled and the client opens a ``tiles`` channel."""
         if config.lossless:
@@ -246,6 +255,9 @@ class ViewerSession:
                 self._last_refresh = now
                 self.track.request_keyframe("client refresh")
             return
+        if isinstance(message, control.ClientStats):
+            self.telemetry.on_client_stats(message)
+            return
         if isinstance(message, control.FloorAction):
             if self._access_ended:
                 self.stats.input_refused += 1
@@ -254,8 +266,14 @@ class ViewerSession:
             if problem is not None:
                 self._refuse("floor", problem)
             return
-        if not self._may_inject(takes_floor=not (
-                isinstance(message, PointerEvent) and message.action == "move")):
+        if isinstance(message, control.TaggedInput):
+            self._inject(message.event, message.serial)
+        else:
+            self._inject(message, None)
+
+    def _inject(self, message: InputEvent, serial: int | None) -> None:
+        moving = isinstance(message, PointerEvent) and message.action == "move"
+        if not self._may_inject(takes_floor=not moving):
             return
         width, height = self._hub.source.size
         self.stats.input_events += 1
@@ -266,6 +284,10 @@ class ViewerSession:
             self._hub.handle_input(event)
         except Exception:  # a source bug must not end the session
             log.exception("session %s: the source failed to handle %r", self.id, message)
+            return
+        # Moves are not timed: their visible effect, the cursor, is drawn by the client itself.
+        if serial is not None and not moving and self._untimed_input is None:
+            self._untimed_input = (serial, time.time())
 
     def _may_inject(self, takes_floor: bool) -> bool:
         if self._access_ended:
@@ -318,9 +340,55 @@ class ViewerSession:
         # Announce first: the client must know what this frame changes before it can draw it.
         pts = frame.pts & 0xFFFFFFFF  # RTP time wraps; clients compare pts modulo 2**32
         self.send_control(control.frame_sent(pts, frame.captured_at, frame.keyframe, frame.size,
-                                      pack_dirty(frame.changed), frame.changed.shape))
+                                             pack_dirty(frame.changed), frame.changed.shape,
+                                             self._input_shown_by(frame)))
+        self.telemetry.on_frame_encoded(self.track.stats.last_encode_ms)
         if self.refiner is not None:
             self.refiner.on_frame_sent(pts, frame.frame, frame.changed)
+
+    def _input_shown_by(self, frame: SentFrame) -> int | None:
+        """The serial of the oldest untimed input when ``frame`` is the first captured after
+        it that changed something (what input-to-photon times); else None."""
+        pending = self._untimed_input
+        if pending is None or frame.captured_at < pending[1] or not frame.changed.any():
+            return None
+        self._untimed_input = None
+        return pending[0]
+
+    async def telemetry_tick(self) -> None:
+        """Once a second (the server calls it): read RTCP receiver reports, judge the recent
+        window, and tell the client its experience."""
+        self.telemetry.on_remote_report(await self._remote_report())
+        video = self.track.stats
+        refiner = self.refiner
+        board = refiner.board if refiner is not None else None
+        self.telemetry.tick(ServerTick(
+            frames_sent=video.frames_sent, frames_skipped=video.frames_skipped,
+            bytes_sent=video.bytes_sent, encode_ms_total=video.encode_ms_total,
+            lossless=None if board is None else bool(board.all_verified),
+            lossless_events=refiner.stats.lossless_events if refiner is not None else 0,
+            ttl_ms=tuple(refiner.stats.time_to_lossless_ms) if refiner is not None else ()))
+        self.send_control(control.experience(self.telemetry.experience()))
+
+    async def _remote_report(self) -> RemoteReport | None:
+        sender = self.track.sender
+        if sender is None or self._pc.connectionState != "connected":
+            return None
+        try:
+            report = await sender.getStats()
+        except Exception:  # stats are best effort; a closing transport may raise
+            log.debug("session %s: sender stats failed", self.id, exc_info=True)
+            return None
+        for stats in report.values():
+            if getattr(stats, "type", None) == "remote-inbound-rtp":
+                rtt = getattr(stats, "roundTripTime", None)
+                lost = getattr(stats, "fractionLost", None)
+                jitter = getattr(stats, "jitter", None)
+                return RemoteReport(
+                    rtt_ms=None if rtt is None else rtt * 1000,
+                    loss_share=None if lost is None else lost / 256,  # RTCP's 8-bit fraction
+                    jitter_ms=None if jitter is None else jitter / 90)  # 90 kHz RTP units
+        return None
 
     def _send_cursor(self, shape: CursorImage) -> None:
         visible = shape.visible

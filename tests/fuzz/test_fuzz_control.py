@@ -15,11 +15,14 @@ from hypothesis import strategies as st
 from hdx.errors import ProtocolError
 from hdx.sources.base import KeyEvent, PointerEvent, WheelEvent
 from hdx.webrtc.control import (
+    MAX_INPUT_SERIAL,
     Caps,
+    ClientStats,
     ControlMessage,
     FloorAction,
     Ping,
     Refresh,
+    TaggedInput,
     TileAck,
     TileNack,
     parse_control,
@@ -58,7 +61,7 @@ FORMATS = st.lists(st.text(min_size=1, max_size=16), max_size=16)
 def valid_messages(draw: st.DrawFn) -> tuple[dict[str, Any], ControlMessage]:
     """A valid message of any type, and the dataclass it must parse to."""
     kind = draw(st.sampled_from(["pointer", "wheel", "key", "ping", "caps", "ack", "nack",
-                                 "refresh", "floor"]))
+                                 "refresh", "floor", "stats"]))
     obj: dict[str, Any] = {"t": kind}
     expected: ControlMessage
     if kind == "pointer":
@@ -91,6 +94,8 @@ def valid_messages(draw: st.DrawFn) -> tuple[dict[str, Any], ControlMessage]:
         expected = TileNack(obj["id"], obj["reason"])
     elif kind == "refresh":
         expected = Refresh()
+    elif kind == "stats":
+        obj, expected = draw(stats_reports())
     else:
         action = draw(st.sampled_from(["request", "grant", "release"]))
         obj["a"] = action
@@ -99,9 +104,47 @@ def valid_messages(draw: st.DrawFn) -> tuple[dict[str, Any], ControlMessage]:
         elif draw(st.booleans()):
             obj["to"] = draw(json_values(4))  # ignored unless granting
         expected = FloorAction(action, obj.get("to") if action == "grant" else None)
+    if kind in ("pointer", "wheel", "key") and draw(st.booleans()):
+        obj["i"] = draw(st.integers(1, MAX_INPUT_SERIAL))  # numbered for input-to-photon
+        expected = TaggedInput(expected, obj["i"])  # type: ignore[arg-type]
     for name, value in draw(EXTRAS).items():
         obj[name] = value  # unknown fields are ignored
     return obj, expected
+
+
+MS = st.one_of(st.integers(0, 600_000), st.floats(0, 600_000))
+
+
+@st.composite
+def stats_reports(draw: st.DrawFn) -> tuple[dict[str, Any], ClientStats]:
+    """A valid client experience report and what it parses to."""
+    counts = {name: draw(st.integers(0, 1_000_000))
+              for name in ("presented", "decoded", "dropped", "received", "lost")}
+    samples = {name: draw(st.lists(MS, max_size=size))
+               for name, size in (("g2g", 64), ("i2p", 16), ("ttl", 16))}
+    optional = {name: draw(st.none() | MS) for name in ("decode_ms", "jitter_ms", "jb_ms")}
+    obj: dict[str, Any] = {"t": "stats", "period_ms": draw(st.integers(1, 3_600_000)),
+                           **counts, **samples, **optional,
+                           "lossy": draw(st.none() | st.floats(0, 1)),
+                           "decoder": draw(st.none() | st.text(max_size=64).filter(
+                               lambda t: not _has_surrogate(t))),
+                           "sw": draw(st.integers(0, 1 << 16)),
+                           "sh": draw(st.integers(0, 1 << 16)),
+                           "dpr": draw(st.none() | st.floats(0, 16)),
+                           "hidden": draw(st.booleans())}
+    expected = ClientStats(
+        period_ms=float(obj["period_ms"]),
+        **{f"{name}_ms": tuple(float(v) for v in values) for name, values in samples.items()},
+        **counts,
+        decode_ms=_float(obj["decode_ms"]), jitter_ms=_float(obj["jitter_ms"]),
+        jitter_buffer_ms=_float(obj["jb_ms"]), lossy_share=_float(obj["lossy"]),
+        decoder=obj["decoder"] or None, screen=(obj["sw"], obj["sh"]),
+        device_pixel_ratio=_float(obj["dpr"]), hidden=obj["hidden"])
+    return obj, expected
+
+
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 @settings(max_examples=examples(150))
@@ -126,7 +169,8 @@ def _has_surrogate(text: str) -> bool:
 
 # -- structure-aware mutations of valid messages ---------------------------------------------------
 FIELDS = ["t", "a", "x", "y", "b", "dx", "dy", "key", "code", "down", "id", "ts", "hash",
-          "reason", "formats", "to"]
+          "reason", "formats", "to", "i", "period_ms", "g2g", "i2p", "ttl", "presented",
+          "lost", "decode_ms", "lossy", "decoder", "sw", "dpr", "hidden"]
 EDGE_VALUES = st.one_of(
     json_values(6), NUMBERS,
     st.sampled_from([1 << 20, (1 << 20) + 1, -(1 << 20) - 1, 2**53 + 1, 2**32, -1, 5, True,
@@ -136,7 +180,7 @@ EDGE_VALUES = st.one_of(
     st.integers(0, 6000).map(lambda n: [[]] * n))
 
 TYPES = st.sampled_from(["pointer", "wheel", "key", "ping", "caps", "ack", "nack", "refresh",
-                         "floor", "hello", "pong", "", "POINTER"]) | EDGE_VALUES
+                         "floor", "stats", "hello", "pong", "", "POINTER"]) | EDGE_VALUES
 NAMES = st.text(ANY_CHAR, max_size=4)
 
 
@@ -182,6 +226,11 @@ def test_mutated_messages_parse_or_are_refused(data: str | bytes, limit: int) ->
         assert isinstance(message.x, int) and isinstance(message.y, int)
     if isinstance(message, WheelEvent):
         assert math.isfinite(message.dx) and math.isfinite(message.dy)
+    if isinstance(message, ClientStats):  # reports feed metrics: bounded, finite, sane
+        assert len(message.g2g_ms) <= 64 and len(message.i2p_ms) <= 16
+        values = [*message.g2g_ms, *message.i2p_ms, *message.ttl_ms, message.period_ms]
+        assert all(math.isfinite(v) and v >= 0 for v in values), message
+        assert message.lossy_share is None or 0 <= message.lossy_share <= 1
 
 
 # -- anything at all -------------------------------------------------------------------------------
