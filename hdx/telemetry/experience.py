@@ -29,6 +29,8 @@ RAMPS = {
 }
 GOOD_SCORE = 80
 FAIR_SCORE = 50
+BLANK_SHARE = 0.9
+"""Frames sent but not presented, at or above which an unmeasured latency counts as bad."""
 MIN_SMOOTHNESS_FPS = 2.0
 """Below this many frames sent per second, "unpresented" shares are too noisy to judge."""
 
@@ -89,9 +91,13 @@ def unpresented_share(e: Evidence) -> float | None:
 
 def judge(e: Evidence) -> Verdict:
     """Score, grade and likely cause for one window of evidence."""
+    unpresented = unpresented_share(e)
+    # Frames sent and (almost) none presented: latency was not measured because it is
+    # unbounded, not because it is fine.
+    blank = e.g2g_ms is None and unpresented is not None and unpresented >= BLANK_SHARE
     penalties = {
-        "latency": ramp(e.g2g_ms, *RAMPS["latency"]),
-        "smoothness": ramp(unpresented_share(e), *RAMPS["smoothness"]),
+        "latency": 1.0 if blank else ramp(e.g2g_ms, *RAMPS["latency"]),
+        "smoothness": ramp(unpresented, *RAMPS["smoothness"]),
         "loss": ramp(e.loss_pct, *RAMPS["loss"]),
         "lossless": ramp(e.ttl_ms, *RAMPS["lossless"]),
     }

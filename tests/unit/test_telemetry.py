@@ -44,6 +44,12 @@ def test_nothing_measured_is_not_a_problem() -> None:
     assert judge(Evidence()).score == 100
 
 
+def test_frames_sent_and_none_presented_is_a_black_screen_not_an_unknown() -> None:
+    verdict = judge(Evidence(sent_fps=30, presented_fps=0, decoded_fps=0, loss_pct=80))
+    assert verdict.penalties["latency"] == 1.0 and verdict.score == 10
+    assert verdict.cause == NETWORK
+
+
 def test_the_documented_formula() -> None:
     # latency at its bad end (0.4) plus half the loss ramp (0.2 * 0.5) -> 100 * (1 - 0.5)
     verdict = judge(with_(g2g_ms=400, loss_pct=2.75, rtt_ms=200))
