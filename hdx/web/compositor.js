@@ -76,6 +76,8 @@ export class Compositor {
     this.fidelityReason = null;
     /** @type {((state: object) => void) | null} called whenever the lossless state is re-derived */
     this.onStateChange = null;
+    /** @type {((ms: number) => void) | null} called once per change that became lossless */
+    this.onLossless = null;
     this.decoder = new TileDecoder();
     this.reset(0, 0, 8, 64);
   }
@@ -479,6 +481,7 @@ export class Compositor {
     if (s.lossless && !this.wasLossless) {
       this.wasLossless = true;
       this.timeToLosslessMs = performance.now() - this.changedAt;
+      if (this.onLossless) this.onLossless(this.timeToLosslessMs);
     }
     if (this.debugTint) this.paintTint();
     if (this.onStateChange) this.onStateChange(s);

@@ -14,6 +14,8 @@ import { LosslessIndicator } from './indicator.js';
 import { cursorSetter } from './cursor.js';
 import { offerMonitorWindows, selectedMonitor } from './monitors.js';
 import { Watermark } from './watermark.js';
+import { InputSerials, ExperienceReporter } from './telemetry.js';
+import { StatsOverlay, isStatsShortcut } from './overlay.js';
 
 // First of all: the link's token leaves the address bar (and so history and screenshots).
 const token = takeToken();
@@ -30,6 +32,7 @@ compositor.view = view;
 const setCursor = cursorSetter(canvas);
 const indicator = new LosslessIndicator(document.getElementById('lossless'));
 compositor.onStateChange = (state) => indicator.show(state);
+compositor.onLossless = (ms) => reporter.addTtl(ms); // each static event once
 const watermark = new Watermark(/** @type {HTMLCanvasElement} */ (document.getElementById('watermark')), canvas);
 const access = new Access({
   role: document.getElementById('role-badge'),
@@ -40,6 +43,16 @@ const access = new Access({
   release: /** @type {HTMLButtonElement} */ (document.getElementById('floor-release')),
 }, (msg) => send(msg));
 access.notify = (text) => stats.notify(text);
+const overlay = new StatsOverlay(document.getElementById('stats-overlay'),
+  /** @type {HTMLButtonElement} */ (document.getElementById('stats-toggle')), viewport);
+// The overlay's shortcut is the page's own: caught before input.js sees it, so the S never
+// reaches the desktop (Ctrl and Alt alone, already sent, type nothing there).
+window.addEventListener('keydown', (e) => {
+  if (!isStatsShortcut(e)) return;
+  e.preventDefault();
+  e.stopPropagation();
+  if (!e.repeat) overlay.toggle();
+}, true);
 const tintToggle = document.getElementById('tint-toggle');
 tintToggle.addEventListener('click', () => {
   const on = tintToggle.getAttribute('aria-pressed') !== 'true';
@@ -52,6 +65,11 @@ const wanted = new URLSearchParams(window.location.search).get('tile-formats');
 const formats = decodableFormats().then((names) => (wanted === null ? names
   : names.filter((name) => wanted.split(',').includes(name))));
 let latency = new LatencyEstimator();
+/** Per connection: input serials restart at 1, and reports count from the new stream. */
+let serials = new InputSerials();
+let reporter = new ExperienceReporter(async () => null);
+/** The server's newest `experience` message, or null. */
+let experience = null;
 /** @type {Set<(info: {width: number, height: number, canvas: HTMLCanvasElement}) => void>} */
 const frameListeners = new Set();
 let control = null;
@@ -64,8 +82,50 @@ let serverBye = null;
 /** The server's reason when it refused this page (401/403): no reconnecting then either. */
 let refusal = null;
 
+function channelOpen() {
+  return !!control && control.readyState === 'open';
+}
+
 function send(msg) {
-  if (control && control.readyState === 'open') control.send(JSON.stringify(msg));
+  if (channelOpen()) control.send(JSON.stringify(msg));
+}
+
+/** Pointer, wheel and key messages carry a serial, so the server can name their frame. */
+function sendInput(msg) {
+  if (channelOpen()) send(serials.stamp(msg));
+}
+
+/** A frame was paired with its announcement: glass-to-glass, and input-to-photon if it is
+ * the first frame to show a numbered input. */
+function onLatencySample({ g2gMs, drawnS, input }) {
+  reporter.addG2g(g2gMs);
+  if (input === null) return;
+  const i2p = serials.presented(input, drawnS * 1000 - performance.timeOrigin);
+  if (i2p !== null) reporter.addI2p(i2p);
+}
+
+/** Build and send this period's report (only while the channel is open: else it waits). */
+async function sendReport() {
+  if (!channelOpen()) return;
+  const from = reporter;
+  const msg = await from.report();
+  if (msg && from === reporter) send(msg); // not on a newer connection's channel
+}
+
+/** The page's own numbers, for the overlay and window.hdx.experience(). */
+function clientExperience() {
+  const g2g = latency.medianMs;
+  const own = reporter.current;
+  return {
+    fps: stats.fps,
+    g2gMs: g2g === null ? null : Math.round(Math.max(0, g2g) * 10) / 10,
+    i2pMs: own.i2pMs,
+    decodeMs: own.decodeMs,
+    dropped: own.dropped,
+    lost: own.lost,
+    rttMs: stats.rttMs === null ? null : Math.round(stats.rttMs * 10) / 10,
+    hidden: document.hidden,
+  };
 }
 
 function onControlMessage(msg) {
@@ -76,6 +136,7 @@ function onControlMessage(msg) {
     compositor.configure(msg);
     access.hello(msg);
     watermark.show(access.watermark ? access.user || '?' : null);
+    reporter.losslessEnabled = !!msg.lossless;
     if (msg.lossless) formats.then((names) => send({ t: 'caps', formats: names }));
   } else if (msg.t === 'pong') {
     const sample = stats.pong(msg);
@@ -83,6 +144,8 @@ function onControlMessage(msg) {
   } else if (msg.t === 'frame') {
     compositor.announce(msg);
     latency.announce(msg);
+  } else if (msg.t === 'experience') {
+    experience = msg; // only the newest matters
   } else if (msg.t === 'origin') {
     compositor.setOrigin(msg.origin);
   } else if (msg.t === 'verified') {
@@ -116,12 +179,17 @@ function onFrame(width, height, rtpTimestamp) {
   stats.desktop = { width, height };
   if (resized || stats.framesDrawn === 0) view.layout();
   stats.frameDrawn();
+  reporter.framePresented();
   for (const listener of frameListeners) listener({ width, height, canvas });
 }
 
 /** Connect once; resolves when that connection has ended (failed, closed or never made). */
 async function runSession() {
   latency = new LatencyEstimator(); // a new stream has a new RTP origin
+  latency.onSample = onLatencySample;
+  serials = new InputSerials();
+  experience = null;
+  reporter = new ExperienceReporter(async () => (peerConnection ? peerConnection.getStats() : null));
   access.reset();
   const peer = await connect(onControlMessage, (data) => compositor.onTileMessage(data),
     { token, monitor: selectedMonitor() });
@@ -139,10 +207,12 @@ async function runSession() {
   const renderer = renderTrack(await peer.track, present);
   stats.renderPath = renderer.path;
   const pinger = setInterval(() => send(stats.ping()), 1000);
+  const reporting = setInterval(sendReport, 2000);
   await ended;
   endSession = null;
   access.reset(); // no floor without a session: nothing is sent, no badge claims control
   clearInterval(pinger);
+  clearInterval(reporting);
   renderer.stop();
   peer.pc.close();
 }
@@ -151,7 +221,7 @@ async function runSession() {
  * the server said `bye` (it is shutting down; reloading the page connects again) or refused
  * this page's token (401/403: retrying cannot help). */
 async function start() {
-  const input = attachInput(canvas, viewport, view, send, () => access.mayDrive(), () => access.blocked());
+  const input = attachInput(canvas, viewport, view, sendInput, () => access.mayDrive(), () => access.blocked());
   access.onFloorLost = () => input.forget();
   offerMonitorWindows(/** @type {HTMLButtonElement} */ (document.getElementById('monitors')), token);
   viewport.focus();
@@ -201,7 +271,9 @@ function showStatus() {
 
 setInterval(() => {
   showStatus();
-  compositor.refreshState(view); // the view may have scrolled or scaled
+  const shown = compositor.refreshState(view); // the view may have scrolled or scaled
+  reporter.sampleLossless(shown.lossless);
+  if (overlay.on) overlay.render(experience, clientExperience());
   compositor.watchdog();
   watermark.follow(); // the screen's box and the clock
 }, 100);
@@ -314,6 +386,12 @@ window.hdx = {
     };
   },
   send,
+  /** {server: newest `experience` message or null, client: this page's own numbers}. */
+  experience() {
+    return { server: experience && { ...experience }, client: clientExperience() };
+  },
+  /** Show or hide the stats overlay (no argument flips it); returns whether it shows. */
+  toggleStats(on) { return overlay.toggle(on); },
   /** Ask for the input floor (a control page). */
   requestControl() { access.requestControl(); },
   /** Hand the floor to the session `sessionId` (the holder only). */
