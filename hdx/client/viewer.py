@@ -205,7 +205,8 @@ class Viewer:
         answer = await self._post_offer(self.pc.localDescription.sdp)
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         try:
-            await asyncio.wait_for(self._track_ready.wait(), self.connect_timeout_s)
+            async with asyncio.timeout(self.connect_timeout_s):
+                await self._track_ready.wait()
         except TimeoutError:
             raise ClientError(f"no video track from {self.url} within "
                               f"{self.connect_timeout_s:.0f} s") from None
@@ -349,20 +350,25 @@ class Viewer:
                 raise ClientError(f"floor state not reached; last: {self.report.floor}")
             self._floor_changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._floor_changed.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._floor_changed.wait()
         return self.report.floor
 
     async def wait_control_open(self, timeout_s: float = 10.0) -> None:
         """Wait until the server's hello arrived on the control channel."""
         try:
-            await asyncio.wait_for(self._hello.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._hello.wait()
         except TimeoutError:
             raise ClientError("the control channel did not open") from None
 
     async def next_frame(self, timeout_s: float = 10.0) -> np.ndarray:
         """Receive and decode the next frame; returns it as BGR and keeps it in ``last_frame``."""
         try:
-            frame = await asyncio.wait_for(self._track.recv(), timeout_s)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
+            # that arrives as the frame does, and a frame pump cancelled that way ran for ever.
+            async with asyncio.timeout(timeout_s):
+                frame = await self._track.recv()
         except TimeoutError:
             raise ClientError(f"no frame within {timeout_s:.0f} s") from None
         except MediaStreamError:
@@ -441,7 +447,8 @@ class Viewer:
                 return
             self._announced.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._announced.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._announced.wait()
 
     def _rtp_timestamp(self, pts: int) -> int:
         # aiortc's receiver hands out RTP time minus the first timestamp it received; add

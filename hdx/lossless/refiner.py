@@ -269,7 +269,8 @@ class TileRefiner:
                 if not rects:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._next_check_s())
+                        async with asyncio.timeout(self._next_check_s()):
+                            await self._wake.wait()
                     continue
                 # While video moves, one encode at a time (one core); with the screen still,
                 # the video encoder is idle and two encodes overlap. Sends stay in order.
@@ -402,7 +403,8 @@ class TileRefiner:
             self.stats.flow_waits += 1
             self._drained.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), 0.05)
+                async with asyncio.timeout(0.05):
+                    await self._drained.wait()
         now = time.monotonic()
         rate = self.budget_bytes_per_s
         self._budget_tokens = min(self._budget_tokens + (now - self._budget_at) * rate,

@@ -182,7 +182,10 @@ class CaptureHub:
     async def _sleep(self, seconds: float) -> None:
         self._poke.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._poke.wait(), timeout=max(seconds, 0.0))
+            # asyncio.timeout, not wait_for (which in 3.11 can swallow a cancellation that
+            # arrives with the poke, and the capture loop would outlive close()).
+            async with asyncio.timeout(max(seconds, 0.0)):
+                await self._poke.wait()
 
     def _grab_with_cursor(self) -> tuple[CapturedFrame | None, CursorImage | None]:
         frame = self._grab()

@@ -435,7 +435,8 @@ class ViewerSession:
     # -- shutdown ------------------------------------------------------------------------------
     async def _close_if_not_connected(self) -> None:
         try:
-            await asyncio.wait_for(self._connected.wait(), self._config.connect_timeout_s)
+            async with asyncio.timeout(self._config.connect_timeout_s):
+                await self._connected.wait()
         except TimeoutError:
             log.warning("session %s: not connected after %.0f s; closing it", self.id,
                         self._config.connect_timeout_s)

@@ -215,7 +215,8 @@ class EncodedVideoTrack(MediaStreamTrack):
                 await self._wake.wait()
                 continue
             try:
-                await asyncio.wait_for(self._wake.wait(), 2.0 / self._hub.fps)
+                async with asyncio.timeout(2.0 / self._hub.fps):
+                    await self._wake.wait()
             except TimeoutError:
                 self._settle_due = False
                 self.stats.settle_frames += 1
