@@ -129,6 +129,11 @@ def shaped_link(mbit: float) -> Iterator[Link]:
         _ip("netns", "add", name)
         _ip("link", "add", link.root_dev, "type", "veth", "peer", "name", link.ns_dev,
             "netns", name)
+        # No IPv6 link-local addresses: their duplicate-address detection finishes a second or
+        # two after "up", and Chromium aborts page loads in flight (ERR_NETWORK_CHANGED) on
+        # every address change. The link is IPv4 only.
+        _ip("link", "set", link.root_dev, "addrgenmode", "none")
+        _ip("-n", name, "link", "set", link.ns_dev, "addrgenmode", "none")
         _ip("addr", "add", f"{link.root_addr}/30", "dev", link.root_dev)
         _ip("link", "set", link.root_dev, "up")
         _ip("-n", name, "addr", "add", f"{link.ns_addr}/30", "dev", link.ns_dev)

@@ -196,7 +196,7 @@ async def _metrics(request: web.Request) -> web.Response:
         server.gatekeeper.admin(caller_of(request))
     except AccessDenied as exc:
         return _denied(request, exc)
-    # aiohttp wants content type and charset apart.
+    # As a header: aiohttp's content_type= refuses one that carries a charset parameter.
     return web.Response(body=server.metrics.render(),
                         headers={"Content-Type": METRICS_CONTENT_TYPE})
 

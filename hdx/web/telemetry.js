@@ -88,13 +88,7 @@ export class ExperienceReporter {
    */
   constructor(getStats) {
     this.getStats = getStats;
-    this.periodStart = performance.now();
-    this.g2g = [];
-    this.i2p = [];
-    this.ttl = [];
-    this.presentedFrames = 0;
-    this.ticks = 0;
-    this.lossyTicks = 0;
+    this.startPeriod(performance.now());
     /** False once the server's hello said lossless refinement is off: `lossy` is then null. */
     this.losslessEnabled = false;
     /** The counters of the last report (deltas are taken against them). */
@@ -166,6 +160,12 @@ export class ExperienceReporter {
       dpr: Math.min(16, Math.max(0, window.devicePixelRatio || 1)),
       hidden: document.hidden,
     };
+    this.startPeriod(now);
+    return fit(msg);
+  }
+
+  /** Forget the samples and counts of the period that ended: the next one starts at `now`. */
+  startPeriod(now) {
     this.periodStart = now;
     this.g2g = [];
     this.i2p = [];
@@ -173,7 +173,6 @@ export class ExperienceReporter {
     this.presentedFrames = 0;
     this.ticks = 0;
     this.lossyTicks = 0;
-    return fit(msg);
   }
 
   /** The getStats part of a report; the counters also become the new baseline. */

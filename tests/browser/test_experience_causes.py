@@ -13,7 +13,6 @@ Each also checks the one structured alert in the server's JSON log, and that the
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -33,6 +32,7 @@ from tests.browser.conftest import (
     serve,
 )
 from tests.integration.test_security_netns import PORT, serve_in
+from tests.netns import link_or_skip
 
 pytestmark = pytest.mark.browser
 ALERT_AFTER_S = "3"
@@ -114,12 +114,7 @@ def test_a_cpu_throttled_page_is_blamed_on_the_client_device(browser_context: An
 
 @pytest.fixture
 def slow_link() -> Iterator[netlink.Link]:
-    problem = netlink.available_link()
-    if problem is not None:
-        if os.environ.get("HDXTEST_REQUIRE_NETNS") == "1":
-            pytest.fail(problem)
-        pytest.skip(problem)
-    with netlink.shaped_link(LINK_MBIT) as made:
+    with link_or_skip(LINK_MBIT) as made:
         yield made
 
 
@@ -146,12 +141,18 @@ def test_a_shaped_link_is_blamed_on_the_network(playwright_instance: Any, slow_l
             viewport={"width": 1400, "height": 900}, ignore_https_errors=True)
         try:
             page = context.new_page()
+            console: list[str] = []
+            page.on("console", lambda message: console.append(message.text))
+            page.on("pageerror", lambda error: console.append(f"page error: {error}"))
             page.goto(url)
             # Connected is enough: over this link frames may take a while to be drawn.
             deadline = time.monotonic() + 40
             while not page.evaluate("!!(window.hdx && window.hdx.status().connected)"):
-                assert time.monotonic() < deadline, page.evaluate(
-                    "window.hdx && window.hdx.status()")
+                assert time.monotonic() < deadline, (
+                    f"not connected: {page.url} status "
+                    f"{page.evaluate('window.hdx ? window.hdx.status() : null')}; page "
+                    f"{page.content()[:800]}; console {console[-10:]}; "
+                    f"log:\n{log.read_text()[-3000:]}")
                 time.sleep(0.2)
             deadline = time.monotonic() + VERDICT_TIMEOUT_S
             while not any(a["cause"] == "network" for a in alerts(log.read_text())):

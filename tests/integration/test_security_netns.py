@@ -22,6 +22,7 @@ import pytest
 
 from hdx.bench import netlink
 from hdx.client.viewer import ClientError, ServerRefused, Viewer
+from tests.netns import link_or_skip
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 PORT = 8443
@@ -29,12 +30,7 @@ PORT = 8443
 
 @pytest.fixture(scope="module")
 def link() -> Iterator[netlink.Link]:
-    problem = netlink.available_link()
-    if problem is not None:
-        if os.environ.get("HDXTEST_REQUIRE_NETNS") == "1":
-            pytest.fail(problem)
-        pytest.skip(problem)
-    with netlink.shaped_link(1000.0) as made:
+    with link_or_skip(1000.0) as made:
         yield made
 
 
