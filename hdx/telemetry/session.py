@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hdx.telemetry.alerts import ExperienceAlarm
-from hdx.telemetry.experience import Evidence, Verdict, judge
+from hdx.telemetry.experience import Evidence, Verdict, judge, unpresented_share
 from hdx.telemetry.metrics import ServerMetrics
 from hdx.webrtc.control import ClientStats
 
@@ -228,15 +228,14 @@ class SessionTelemetry:
     # -- outputs ---------------------------------------------------------------------------
     def _facts(self) -> dict[str, Any]:
         e = self.evidence or Evidence()
-        unpresented = None
-        if e.presented_fps is not None and e.sent_fps >= 2:
-            unpresented = round(100 * max(1 - e.presented_fps / e.sent_fps, 0.0), 1)
+        unpresented = unpresented_share(e)
         return {
             "g2g_ms": _round(e.g2g_ms), "rtt_ms": _round(e.rtt_ms),
             "loss_pct": _round(e.loss_pct, 2), "jitter_ms": _round(e.jitter_ms),
             "encode_ms": _round(e.encode_ms, 2), "decode_ms": _round(e.decode_ms, 2),
             "sent_fps": _round(e.sent_fps), "presented_fps": _round(e.presented_fps),
-            "unpresented_pct": unpresented, "hidden": e.hidden,
+            "unpresented_pct": None if unpresented is None else round(100 * unpresented, 1),
+            "hidden": e.hidden,
         }
 
     def experience(self) -> dict[str, Any]:
